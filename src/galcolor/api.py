@@ -1,0 +1,102 @@
+"""The Python API: load a model and colour numpy arrays or PIL images."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import LoadedModel, load_checkpoint
+from .color import lab_array_to_rgb8, rgb_to_lab
+from .device import resolve_device
+from .errors import GalcolorError
+from .infer import TILE, predict_ab, predict_ab_tiled
+from .io import pil_to_rgb
+
+SHIPPED_MODEL = "galcolor-unet.safetensors"
+
+
+def shipped_model_path() -> Path:
+    return Path(str(resources.files("galcolor") / "weights" / SHIPPED_MODEL))
+
+
+def load_model(path: str | Path | None = None, device: str = "auto") -> LoadedModel:
+    """Load a galcolor checkpoint (the shipped model when `path` is None); no other flags needed."""
+    return load_checkpoint(Path(path) if path is not None else shipped_model_path(), resolve_device(device))
+
+
+def as_rgb_float(image) -> np.ndarray:
+    """A PIL image or numpy array (grey (H, W) / (H, W, 1), RGB, RGBA; uint8, uint16 or float in
+    [0, 1]) -> float32 (H, W, 3) sRGB in [0, 1]. Alpha is composited on black sky."""
+    try:
+        from PIL import Image
+
+        if isinstance(image, Image.Image):
+            return pil_to_rgb(image)[0]
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        pass
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise GalcolorError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    if array.dtype == np.uint8:
+        pixels = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        pixels = array.astype(np.float32) / 65535.0
+    elif np.issubdtype(array.dtype, np.floating):
+        pixels = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
+    else:
+        raise GalcolorError(f"unsupported pixel type {array.dtype}: use uint8, uint16 or float in [0, 1]")
+    if pixels.ndim == 2:
+        return np.repeat(pixels[..., None], 3, axis=2)
+    if pixels.shape[2] == 4:
+        return pixels[..., :3] * pixels[..., 3:]
+    return pixels
+
+
+def colorize_lab(rgb: np.ndarray, model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) float sRGB -> (predicted Lab, input Lab), each (H, W, 3) float32, at full size."""
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        input_lab = rgb_to_lab(tensor)
+        ab = predict_ab_tiled(model, input_lab[:, :1])
+    predicted = torch.cat([input_lab[:, :1], ab], dim=1)
+    return predicted[0].permute(1, 2, 0).numpy(), input_lab[0].permute(1, 2, 0).numpy()
+
+
+def colorize_lab_batch(images: list[np.ndarray], model: LoadedModel) -> list[np.ndarray]:
+    """Like colorize_lab for several same-size images in one forward pass (large ones go tile by tile)."""
+    height, width = images[0].shape[:2]
+    if len(images) == 1 or max(height, width) > TILE:
+        return [colorize_lab(image, model)[0] for image in images]
+    tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    with torch.inference_mode():
+        input_lab = rgb_to_lab(tensor)
+        ab = predict_ab(model, input_lab[:, :1]).cpu()
+    predicted = torch.cat([input_lab[:, :1], ab], dim=1).permute(0, 2, 3, 1).numpy()
+    return list(predicted)
+
+
+def colorize(image, model: LoadedModel | None = None) -> np.ndarray:
+    """Colour one image from its lightness alone; returns uint8 RGB of the same height and width.
+
+    A colour input is reduced to its L first, so the result can be checked against the original.
+    """
+    model = model or _default_model()
+    predicted, _ = colorize_lab(as_rgb_float(image), model)
+    return lab_array_to_rgb8(predicted)
+
+
+_cached_default: LoadedModel | None = None
+
+
+def _default_model() -> LoadedModel:
+    global _cached_default
+    if _cached_default is None:
+        _cached_default = load_model()
+    return _cached_default

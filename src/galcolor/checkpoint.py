@@ -1,0 +1,101 @@
+"""Self-describing safetensors checkpoints: weights plus the config needed to rebuild the model.
+
+Nothing here unpickles: weights, the optimizer's tensors and the baseline look-up table are plain
+tensors, and everything else travels as JSON in the safetensors metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from .config import ModelConfig, from_dict, to_dict
+from .errors import GalcolorError
+from .io import atomic_write_bytes
+from .models import build_model
+
+FORMAT = "galcolor-checkpoint-1"
+LUT_KEY = "baseline.lut_ab"  # (101, 2): mean training ab per integer L, the `lut` baseline
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference, with what it was trained on."""
+
+    network: torch.nn.Module
+    config: ModelConfig
+    metadata: dict[str, Any] = field(default_factory=dict)
+    lut_ab: torch.Tensor | None = None
+    source: Path | None = None
+
+
+def save_checkpoint(
+    path: Path,
+    network: torch.nn.Module,
+    config: ModelConfig,
+    metadata: dict[str, Any] | None = None,
+    lut_ab: torch.Tensor | None = None,
+) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    if lut_ab is not None:
+        tensors[LUT_KEY] = lut_ab.detach().cpu().float().contiguous()
+    header = {
+        "format": FORMAT,
+        "model_config": json.dumps(to_dict(config)),
+        "metadata": json.dumps(metadata or {}),
+    }
+    atomic_write_bytes(Path(path), save(tensors, metadata=header))
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise GalcolorError(f"{path}: no such model file")
+    if path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
+        raise GalcolorError(f"{path}: only .safetensors models are loaded (pickle files can run code)")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise GalcolorError(f"{path}: not a readable safetensors checkpoint ({err})") from None
+    if header.get("format") != FORMAT:
+        raise GalcolorError(f"{path}: not a galcolor checkpoint (no '{FORMAT}' header)")
+    return tensors, header
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> LoadedModel:
+    tensors, header = _read(path)
+    try:
+        config = from_dict(ModelConfig, json.loads(header["model_config"]))
+        metadata = json.loads(header.get("metadata", "{}"))
+    except (KeyError, json.JSONDecodeError, TypeError) as err:
+        raise GalcolorError(f"{path}: checkpoint header is damaged ({err})") from None
+    network = build_model(config)
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first_line = str(err).splitlines()[0]
+        raise GalcolorError(f"{path}: weights do not fit the stored architecture ({first_line})") from None
+    network.to(map_location).eval()
+    return LoadedModel(network, config, metadata, tensors.get(LUT_KEY), Path(path))
+
+
+def save_tensors_with_json(path: Path, tensors: dict[str, torch.Tensor], payload: dict[str, Any]) -> None:
+    """Training state: tensors in safetensors, the rest (epoch, RNG seeds, ...) as JSON metadata."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(Path(path), save(tensors, metadata={"format": FORMAT, "json": json.dumps(payload)}))
+
+
+def load_tensors_with_json(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, header = _read(path)
+    return tensors, json.loads(header.get("json", "{}"))

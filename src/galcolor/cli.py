@@ -1,0 +1,220 @@
+"""The `galcolor` command: thin subcommands over the package's functions.
+
+Exit codes: 0 success; 1 an error, or some files could not be coloured; 2 a usage error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import GalcolorError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import ModelConfig, TrainConfig
+    from .device import DEVICE_CHOICES
+    from .io import DEFAULT_MAX_PIXELS, FITS_STRETCH_HELP
+
+    model_defaults, train_defaults = ModelConfig(), TrainConfig()
+    parser = argparse.ArgumentParser(prog="galcolor", description="Colour grayscale galaxy images with deep convolutional networks.")
+    parser.add_argument("--version", action="version", version=f"galcolor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser, model: bool = True) -> None:
+        if model:
+            sub.add_argument("--model", type=Path, default=None, help="a galcolor .safetensors checkpoint (default: the shipped model)")
+        sub.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where the network runs (default: auto, CUDA when present)")
+        sub.add_argument("-q", "--quiet", action="store_true", help="no progress bars or tables, only errors")
+        sub.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+    demo = commands.add_parser("demo", help="colour scikit-image's Hubble Deep Field from its L alone and score it")
+    demo.add_argument("-o", "--out", type=Path, default=Path("galcolor-demo"), help="output folder (default: ./galcolor-demo)")
+    common(demo)
+
+    colorize = commands.add_parser(
+        "colorize",
+        help="colour images or folders of images",
+        description="Colour images from their lightness alone. JPEG, PNG (8/16-bit, grey, RGB, RGBA, palette), TIFF and FITS are read; "
+        "a colour input is reduced to its L first. Each output is OUT_DIR/<relative path>.png at the input's own size. " + FITS_STRETCH_HELP,
+    )
+    colorize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders (searched recursively)")
+    colorize.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
+    colorize.add_argument("--batch-size", type=_positive_int, default=8, help="same-size images coloured together (default: 8)")
+    colorize.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help=f"refuse images larger than this (default: {DEFAULT_MAX_PIXELS:,})")
+    colorize.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a killed run)")
+    colorize.add_argument("--overwrite", action="store_true", help="allow an output to replace its own input file")
+    colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file")
+    common(colorize)
+
+    train = commands.add_parser("train", help="train a model on a folder of colour images")
+    train.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder of colour images (searched recursively)")
+    train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder: checkpoints, config.json, log.csv")
+    train.add_argument("--model", dest="arch", choices=("seed", "unet"), default=model_defaults.arch, help="architecture (default: unet)")
+    train.add_argument("--width", type=_positive_int, default=model_defaults.base_width, help=f"U-Net base width (default: {model_defaults.base_width})")
+    train.add_argument("--depth", type=_positive_int, default=model_defaults.depth, help=f"U-Net depth (default: {model_defaults.depth})")
+    train.add_argument("--epochs", type=_positive_int, default=train_defaults.epochs, help=f"default: {train_defaults.epochs}")
+    train.add_argument("--batch-size", type=_positive_int, default=train_defaults.batch_size, help=f"default: {train_defaults.batch_size}")
+    train.add_argument("--crop", type=_positive_int, default=train_defaults.crop, help=f"training crop side in pixels (default: {train_defaults.crop})")
+    train.add_argument("--lr", type=float, default=train_defaults.lr, help=f"peak AdamW learning rate (default: {train_defaults.lr})")
+    train.add_argument("--weight-decay", type=float, default=train_defaults.weight_decay)
+    train.add_argument("--sky-weight", type=float, default=train_defaults.sky_weight, help="loss weight of sky pixels (L <= 15) relative to the galaxy")
+    train.add_argument("--val-fraction", type=float, default=train_defaults.val_fraction, help="share held out by a hash of the relative path (default: 0.15)")
+    train.add_argument("--seed", type=int, default=train_defaults.seed)
+    train.add_argument("--max-images", type=_positive_int, default=None, help="use a fixed subset of this many images (quick runs)")
+    train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for PyTorch")
+    train.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint, exactly")
+    common(train, model=False)
+
+    evaluate = commands.add_parser("evaluate", help="score models beside the gray and lut baselines")
+    evaluate.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder of colour images (the truth)")
+    evaluate.add_argument("--split", choices=("val", "train", "all"), default="val", help="which part of DATA_DIR (default: val, never trained on)")
+    evaluate.add_argument("--val-fraction", type=float, default=train_defaults.val_fraction)
+    evaluate.add_argument("--model", type=Path, action="append", default=None, help="checkpoint to score; repeat to compare several (default: the shipped model)")
+    evaluate.add_argument("-o", "--out", type=Path, default=Path("galcolor-report"), metavar="REPORT_DIR", help="default: ./galcolor-report")
+    evaluate.add_argument("--examples", type=int, default=6, help="images shown in examples.png (default: 6)")
+    evaluate.add_argument("--max-images", type=_positive_int, default=None)
+    common(evaluate, model=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", module="PIL")  # odd EXIF and the like: the file still decodes
+    try:
+        return {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate}[args.command](args)
+    except GalcolorError as err:
+        print(f"galcolor: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("galcolor: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _say(args, text: str) -> None:
+    if not args.quiet and not args.json:
+        print(text)
+
+
+def _model_name(path: Path | None) -> str:
+    return "galcolor" if path is None else f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
+
+
+def _demo(args) -> int:
+    import numpy as np
+    from skimage.data import hubble_deep_field
+
+    from .api import load_model
+    from .evaluate import format_table, methods_for, score_images, write_report
+    from .io import write_png
+
+    began = time.perf_counter()
+    model = load_model(args.model, args.device)
+    truth = hubble_deep_field()  # (872, 1000, 3) uint8, a real HST colour image
+    name = _model_name(args.model)
+    scored = score_images([truth], [None], ["Hubble Deep Field"], methods_for([(name, model)]), examples=1, progress=False)
+    coloured = scored.examples[0][2][name]
+    write_png(args.out / "hubble_deep_field.colorized.png", np.asarray(coloured))
+    paths = write_report(scored, args.out, {"data": "skimage.data.hubble_deep_field()", "model": str(model.source)}, name)
+    result = {"out": str(args.out), "seconds": round(time.perf_counter() - began, 2), "metrics": scored.summaries}
+    if args.json:
+        print(json.dumps(result, default=_nan_to_none))
+    _say(args, format_table({k: v for k, v in scored.summaries.items()}))
+    _say(args, f"\nwrote {args.out / 'hubble_deep_field.colorized.png'}, {paths['examples']} and {paths['markdown']} in {result['seconds']} s")
+    return EXIT_OK
+
+
+def _colorize(args) -> int:
+    from .api import load_model
+    from .io import atomic_write_text
+    from .pipeline import colorize_files, outcomes_as_dicts, plan_jobs
+
+    began = time.perf_counter()
+    model = load_model(args.model, args.device)
+    jobs, outcomes = plan_jobs(args.inputs, args.out, args.overwrite, args.skip_existing)
+    outcomes += colorize_files(jobs, model, batch_size=args.batch_size, max_pixels=args.max_pixels, progress=not (args.quiet or args.json))
+    seconds = time.perf_counter() - began
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("coloured", "skipped", "failed")}
+    summary = {**counts, "seconds": round(seconds, 2), "images_per_s": round(counts["coloured"] / seconds, 2) if seconds else None, "out": str(args.out)}
+    if args.report:
+        atomic_write_text(args.report, json.dumps({"summary": summary, "files": outcomes_as_dicts(outcomes)}, indent=2))
+    if args.json:
+        print(json.dumps({"summary": summary, "files": outcomes_as_dicts(outcomes)}))
+    failures = [o for o in outcomes if o.status == "failed"]
+    for outcome in failures:
+        print(f"galcolor: {outcome.message}", file=sys.stderr)
+    _say(args, f"coloured {counts['coloured']}, skipped {counts['skipped']}, failed {counts['failed']} "
+         f"in {seconds:.1f} s ({summary['images_per_s']} images/s) -> {args.out}")
+    if not outcomes:
+        print("galcolor: error: no image files found in the inputs", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _train(args) -> int:
+    from .config import ModelConfig, TrainConfig
+    from .train import train
+
+    model_config = ModelConfig(arch=args.arch, base_width=args.width, depth=args.depth)
+    train_config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
+        sky_weight=args.sky_weight, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
+        num_threads=args.threads,
+    )
+    result = train(
+        args.data_dir, args.out, model_config, train_config, resume=args.resume, device=args.device,
+        progress=not (args.quiet or args.json), log=(lambda text: None) if (args.quiet or args.json) else print,
+    )
+    if args.json:
+        print(json.dumps({"run_dir": str(result.run_dir), "best": str(result.best_path), "best_epoch": result.best_epoch,
+                          "best_metrics": result.best_metrics}, default=_nan_to_none))
+    _say(args, f"best epoch {result.best_epoch}: de00_fg {result.best_metrics['de00_fg']:.2f}, colour_r {result.best_metrics['colour_r']:.3f}"
+         f"\ncheckpoints: {result.best_path} (best), {result.last_path} (last); log: {result.run_dir / 'log.csv'}")
+    return EXIT_OK
+
+
+def _evaluate(args) -> int:
+    from .api import load_model
+    from .data import load_split
+    from .evaluate import format_table, methods_for, score_images, write_report
+
+    model_paths = args.model or [None]
+    models = [(_model_name(path), load_model(path, args.device)) for path in model_paths]
+    dataset = load_split(args.data_dir, args.split, args.val_fraction, args.max_images, progress=not (args.quiet or args.json))
+    for line in dataset.skipped:
+        print(f"galcolor: skipped {line}", file=sys.stderr)
+    images = [image.permute(1, 2, 0).numpy() for image in dataset.images]
+    scored = score_images(images, dataset.labels, [str(r) for r in dataset.relatives], methods_for(models),
+                          examples=args.examples, progress=not (args.quiet or args.json))
+    context = {"data": str(args.data_dir), "split": args.split, "images": len(images),
+               "models": {name: str(model.source) for name, model in models}}
+    paths = write_report(scored, args.out, context, models[0][0])
+    if args.json:
+        print(json.dumps({**context, "metrics": scored.summaries, "report": str(paths["json"])}, default=_nan_to_none))
+    _say(args, format_table(scored.summaries))
+    _say(args, f"\n{len(images)} images; report: {paths['markdown']}")
+    return EXIT_OK
+
+
+def _nan_to_none(value):
+    return None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Frozen, validated configs. Every run folder and checkpoint stores them as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import GalcolorError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "unet"
+    """'seed' (the originating study's encoder-decoder) or 'unet'."""
+    base_width: int = 16
+    """U-Net channels at full resolution; doubled at each level."""
+    depth: int = 4
+    """U-Net downsamplings; inputs are padded to a multiple of 2**depth."""
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("seed", "unet"):
+            raise GalcolorError(f"unknown architecture {self.arch!r}: choose seed or unet")
+        if self.base_width < 4 or not 1 <= self.depth <= 6:
+            raise GalcolorError("U-Net needs base_width >= 4 and depth between 1 and 6")
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this; inference pads to it."""
+        return 4 if self.arch == "seed" else 2**self.depth
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    """Passes over the training split."""
+    batch_size: int = 16
+    crop: int = 128
+    """Side of the random square crops trained on (native pixel scale)."""
+    crop_jitter: float = 0.25
+    """How far (fraction of the free margin) a crop centre may wander from the image centre:
+    survey cutouts put the galaxy in the middle, and a crop of pure sky teaches nothing."""
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    sky_weight: float = 0.25
+    """Loss weight of sky pixels (true L <= 15) relative to signal pixels."""
+    val_fraction: float = 0.15
+    seed: int = 0
+    max_images: int | None = None
+    """Use only the first N images of the sorted listing (quick experiments and tests)."""
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise GalcolorError("epochs and batch size must be at least 1")
+        if self.crop < 16 or self.crop % 16:
+            raise GalcolorError("crop must be a multiple of 16 and at least 16")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise GalcolorError("val_fraction must lie strictly between 0 and 1")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild a config, ignoring keys a newer version may have added."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in known})
+
+
+__all__ = ["ModelConfig", "TrainConfig", "to_dict", "from_dict", "field"]

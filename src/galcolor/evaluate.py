@@ -1,0 +1,136 @@
+"""Score models beside the baselines over a set of colour images, and write the report."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .baselines import gray_ab, lut_ab
+from .checkpoint import LoadedModel
+from .color import lab_array_to_rgb8, rgb_to_lab
+from .figures import comparison_figure, scatter_figure
+from .infer import predict_ab
+from .io import atomic_write_text
+from .metrics import LOWER_IS_BETTER, METRIC_NAMES, MetricAccumulator
+
+AbPredictor = Callable[[torch.Tensor], torch.Tensor]  # (1, 1, H, W) L -> (1, 2, H, W) ab
+
+
+@dataclass
+class Method:
+    name: str
+    predict: AbPredictor
+
+
+@dataclass
+class Scored:
+    """Per-method summaries, and what the report's figures need."""
+
+    summaries: dict[str, dict[str, float]]
+    accumulators: dict[str, MetricAccumulator]
+    examples: list[tuple[str, np.ndarray, dict[str, np.ndarray], np.ndarray]] = field(default_factory=list)
+
+
+def methods_for(models: Sequence[tuple[str, LoadedModel]]) -> list[Method]:
+    """The baselines (gray always; lut from the first model that carries its training table), then the models."""
+    methods = [Method("gray", gray_ab)]
+    table = next((m.lut_ab for _, m in models if m.lut_ab is not None), None)
+    if table is not None:
+        methods.append(Method("lut", lambda lightness, table=table: lut_ab(lightness, table)))
+    for name, model in models:
+        methods.append(Method(name, lambda lightness, model=model: predict_ab(model, lightness)))
+    return methods
+
+
+def score_images(
+    images: Sequence[np.ndarray],
+    labels: Sequence[int | None],
+    names: Sequence[str],
+    methods: Sequence[Method],
+    examples: int = 0,
+    progress: bool = True,
+) -> Scored:
+    """Colour each (H, W, 3) uint8 image from its L alone with every method and score it."""
+    accumulators = {m.name: MetricAccumulator() for m in methods}
+    chosen = set(np.linspace(0, len(images) - 1, num=min(examples, len(images)), dtype=int).tolist()) if examples else set()
+    scored = Scored({}, accumulators)
+    for index, (rgb8, label) in enumerate(tqdm(list(zip(images, labels)), desc="scoring", unit="img", disable=not progress, leave=False)):
+        rgb = torch.from_numpy(np.ascontiguousarray(rgb8)).permute(2, 0, 1)[None].float() / 255.0
+        with torch.inference_mode():
+            true_lab = rgb_to_lab(rgb)
+        true_np = true_lab[0].permute(1, 2, 0).numpy()
+        predictions = {}
+        for method in methods:
+            with torch.inference_mode():
+                ab = method.predict(true_lab[:, :1]).float().cpu()
+            pred_np = torch.cat([true_lab[:, :1], ab], dim=1)[0].permute(1, 2, 0).numpy()
+            pred_rgb8 = lab_array_to_rgb8(pred_np)
+            accumulators[method.name].add(true_np, pred_np, rgb8, pred_rgb8, label)
+            predictions[method.name] = pred_rgb8
+        if index in chosen:
+            scored.examples.append((names[index], predictions["gray"], predictions, rgb8))
+    scored.summaries = {name: acc.summary() for name, acc in accumulators.items()}
+    return scored
+
+
+def format_table(summaries: dict[str, dict[str, float]]) -> str:
+    """A Markdown table, one row per method; arrows say which way is better."""
+    header = ["method"] + [f"{m} {'↓' if m in LOWER_IS_BETTER else '↑'}" for m in METRIC_NAMES]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, summary in summaries.items():
+        cells = [name] + [_fmt(summary.get(metric, math.nan), metric) for metric in METRIC_NAMES]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: float, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.3f}" if metric in ("colour_r", "class_auc", "truth_class_auc", "auc_fg") else f"{value:.2f}"
+
+
+def write_report(scored: Scored, report_dir: Path, context: dict, main_method: str) -> dict[str, Path]:
+    """report.json, report.md, examples.png (grey | predicted | real) and colour_scatter.png."""
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": report_dir / "report.json", "markdown": report_dir / "report.md"}
+    atomic_write_text(paths["json"], json.dumps({**context, "metrics": _jsonable(scored.summaries)}, indent=2))
+    markdown = [f"# galcolor evaluation: {context.get('data', '')}", ""]
+    markdown += [f"- {k}: {v}" for k, v in context.items() if k != "data"]
+    markdown += ["", format_table(scored.summaries), ""]
+    markdown.append("Signal pixels are those with true L > 15; `gray` leaves the image grey, `lut` paints the training split's mean ab for each L.")
+    if scored.examples:
+        paths["examples"] = report_dir / "examples.png"
+        comparison_figure(
+            [(name, grey, preds[main_method], real) for name, grey, preds, real in scored.examples], paths["examples"]
+        )
+        markdown += ["", f"![grey | {main_method} | real](examples.png)"]
+    main = scored.accumulators[main_method]
+    b_true = [m["b_true"] for m in main.per_image]
+    b_pred = [m["b_pred"] for m in main.per_image]
+    if len(b_true) >= 3:
+        paths["scatter"] = report_dir / "colour_scatter.png"
+        scatter_figure(
+            b_true, b_pred, main.labels, paths["scatter"],
+            xlabel="true integrated b*", ylabel=f"{main_method} integrated b*", title="Integrated galaxy colour",
+        )
+        markdown += ["", "![integrated colour](colour_scatter.png)"]
+    atomic_write_text(paths["markdown"], "\n".join(markdown) + "\n")
+    return paths
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (np.floating, np.integer)):
+        return _jsonable(value.item())
+    return value

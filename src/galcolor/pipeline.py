@@ -1,0 +1,130 @@
+"""Colour many files: decode ahead in threads, colour, write atomically, and report every file."""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+from tqdm import tqdm
+
+from .api import colorize_lab_batch
+from .checkpoint import LoadedModel
+from .color import lab_array_to_rgb8
+from .errors import GalcolorError
+from .io import DEFAULT_MAX_PIXELS, DecodedImage, find_inputs, output_path, read_image, write_png
+
+
+@dataclass
+class FileOutcome:
+    source: str
+    output: str | None
+    status: str  # "coloured", "failed" or "skipped"
+    message: str = ""
+
+
+@dataclass
+class Job:
+    source: Path
+    output: Path
+
+
+def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip_existing: bool) -> tuple[list[Job], list[FileOutcome]]:
+    """Map inputs to outputs, refusing what would lose data: writing over an input, or two inputs onto one output."""
+    found, missing = find_inputs(inputs)
+    outcomes = [FileOutcome(str(p), None, "failed", f"{p}: no such file or folder") for p in missing]
+    jobs, claimed = [], {}
+    for source, relative in found:
+        try:
+            target = output_path(out_dir, PurePosixPath(relative))
+        except GalcolorError as err:
+            outcomes.append(FileOutcome(str(source), None, "failed", str(err)))
+            continue
+        key = target.resolve()
+        if key in claimed:
+            outcomes.append(FileOutcome(str(source), str(target), "failed", f"{source}: same output {target} as {claimed[key]}; rename one of them"))
+            continue
+        if key == source.resolve() and not overwrite:
+            outcomes.append(FileOutcome(str(source), str(target), "failed", f"{source}: output would replace this input; choose another -o or pass --overwrite"))
+            continue
+        claimed[key] = source
+        if skip_existing and target.exists():
+            outcomes.append(FileOutcome(str(source), str(target), "skipped", "output exists (--skip-existing)"))
+            continue
+        jobs.append(Job(source, target))
+    return jobs, outcomes
+
+
+def colorize_files(
+    jobs: Sequence[Job],
+    model: LoadedModel,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    batch_size: int = 8,
+    workers: int = 2,
+    progress: bool = True,
+) -> list[FileOutcome]:
+    """Colour each job's input into its output. Decoding and PNG encoding run in a small thread pool
+    (they release the GIL), so the network rarely waits on files; at most 2*workers images wait decoded.
+    Consecutive images of the same size are coloured together, up to batch_size at a time."""
+    outcomes: list[FileOutcome] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, tqdm(
+        total=len(jobs), unit="img", desc="colouring", disable=not progress
+    ) as bar:
+        pending: deque[tuple[Job, Future]] = deque()
+        writes: deque[tuple[Job, Future]] = deque()
+        queue = iter(jobs)
+
+        def refill() -> None:
+            while len(pending) < max(2 * workers, batch_size):
+                job = next(queue, None)
+                if job is None:
+                    return
+                pending.append((job, pool.submit(read_image, job.source, max_pixels=max_pixels)))
+
+        def finish_writes(limit: int) -> None:
+            while len(writes) > limit:
+                job, future = writes.popleft()
+                outcomes.append(_settle(job, future, "coloured"))
+                bar.update(1)
+
+        refill()
+        while pending:
+            batch: list[tuple[Job, DecodedImage]] = []
+            while pending and len(batch) < batch_size:
+                job, future = pending[0]
+                try:
+                    decoded: DecodedImage = future.result()
+                except GalcolorError as err:
+                    pending.popleft()
+                    refill()
+                    outcomes.append(FileOutcome(str(job.source), None, "failed", str(err)))
+                    bar.update(1)
+                    continue
+                if batch and decoded.rgb.shape != batch[0][1].rgb.shape:
+                    break  # only images of one size share a forward pass
+                pending.popleft()
+                refill()
+                batch.append((job, decoded))
+            if not batch:
+                continue
+            predicted = colorize_lab_batch([decoded.rgb for _, decoded in batch], model)
+            for (job, _), lab in zip(batch, predicted):
+                writes.append((job, pool.submit(write_png, job.output, lab_array_to_rgb8(lab))))
+            finish_writes(limit=workers)
+        finish_writes(limit=0)
+    return outcomes
+
+
+def _settle(job: Job, future: Future, status: str) -> FileOutcome:
+    try:
+        future.result()
+    except GalcolorError as err:
+        return FileOutcome(str(job.source), str(job.output), "failed", str(err))
+    return FileOutcome(str(job.source), str(job.output), status)
+
+
+def outcomes_as_dicts(outcomes: Sequence[FileOutcome]) -> list[dict]:
+    return [{k: v for k, v in asdict(o).items()} for o in outcomes]
