@@ -1,0 +1,31 @@
+"""Shared fixtures: the real galaxy data beside the project, and small trained models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SDSS = SHARED_DATA / "sdss-gz2"
+
+
+@pytest.fixture(scope="session")
+def sdss_dir() -> Path:
+    """The real SDSS colour galaxies (../shared/data/sdss-gz2); tests that need them skip without."""
+    if not (SDSS / "spirals").is_dir():
+        pytest.skip(f"real SDSS data not found at {SDSS} (expected ../shared/data beside the project)")
+    return SDSS
+
+
+@pytest.fixture(scope="session")
+def few_galaxies(sdss_dir: Path, tmp_path_factory) -> Path:
+    """A folder with 6 spirals and 6 non-spirals copied from the real data (keeps the folder labels)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("few_galaxies")
+    for kind in ("spirals", "non_spirals"):
+        (root / kind).mkdir()
+        for path in sorted((sdss_dir / kind).glob("*.jpg"))[:6]:
+            shutil.copy(path, root / kind / path.name)
+    return root
