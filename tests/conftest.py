@@ -29,3 +29,20 @@ def few_galaxies(sdss_dir: Path, tmp_path_factory) -> Path:
         for path in sorted((sdss_dir / kind).glob("*.jpg"))[:6]:
             shutil.copy(path, root / kind / path.name)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(few_galaxies: Path, tmp_path_factory) -> Path:
+    """best.safetensors of a tiny U-Net (width 4, depth 2) trained 1 epoch on `few_galaxies` (a few seconds).
+
+    The shipped model may not exist yet; tests pass this one with --model / load_model(path).
+    """
+    from galcolor.config import ModelConfig, TrainConfig
+    from galcolor.train import train
+
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    result = train(
+        few_galaxies, run, ModelConfig(arch="unet", base_width=4, depth=2), TrainConfig(epochs=1, batch_size=4, crop=64),
+        progress=False, log=lambda text: None,
+    )
+    return result.best_path

@@ -34,16 +34,19 @@ def as_rgb_float(image) -> np.ndarray:
         from PIL import Image
 
         if isinstance(image, Image.Image):
-            return pil_to_rgb(image)[0]
+            image = pil_to_rgb(image)[0]  # float32 (H, W, 3) in [0, 1]; the checks below still apply
     except ImportError:  # pragma: no cover - Pillow is a dependency
         pass
     if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().numpy()
+        image = image.detach().cpu()
+        image = (image.float() if image.dtype == torch.bfloat16 else image).numpy()  # numpy has no bfloat16
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise GalcolorError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise GalcolorError(f"image has a zero-size dimension: shape {array.shape}")
     if array.dtype == np.uint8:
         pixels = array.astype(np.float32) / 255.0
     elif array.dtype == np.uint16:
@@ -61,7 +64,7 @@ def as_rgb_float(image) -> np.ndarray:
 
 def colorize_lab(rgb: np.ndarray, model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) float sRGB -> (predicted Lab, input Lab), each (H, W, 3) float32, at full size."""
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
     with torch.inference_mode():
         input_lab = rgb_to_lab(tensor)
         ab = predict_ab_tiled(model, input_lab[:, :1])
@@ -74,7 +77,7 @@ def colorize_lab_batch(images: list[np.ndarray], model: LoadedModel) -> list[np.
     height, width = images[0].shape[:2]
     if len(images) == 1 or max(height, width) > TILE:
         return [colorize_lab(image, model)[0] for image in images]
-    tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    tensor = torch.from_numpy(np.stack(images).astype(np.float32, copy=False)).permute(0, 3, 1, 2)
     with torch.inference_mode():
         input_lab = rgb_to_lab(tensor)
         ab = predict_ab(model, input_lab[:, :1]).cpu()

@@ -15,13 +15,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from .color import denormalise_ab
 from .config import ModelConfig, from_dict, to_dict
 from .errors import GalcolorError
 from .io import atomic_write_bytes
 from .models import build_model
+from .quantize import AbBins
 
 FORMAT = "galcolor-checkpoint-1"
 LUT_KEY = "baseline.lut_ab"  # (101, 2): mean training ab per integer L, the `lut` baseline
+CENTRES_KEY, PRIOR_KEY = "quantize.centres", "quantize.prior"  # (Q, 2) and (Q,) of a classify head
 
 
 @dataclass
@@ -32,7 +35,14 @@ class LoadedModel:
     config: ModelConfig
     metadata: dict[str, Any] = field(default_factory=dict)
     lut_ab: torch.Tensor | None = None
+    bins: AbBins | None = None
     source: Path | None = None
+
+    def decode(self, output: torch.Tensor) -> torch.Tensor:
+        """The network's output -> (B, 2, H, W) ab in Lab units."""
+        if self.bins is None:
+            return denormalise_ab(output.float())
+        return self.bins.annealed_mean(output, self.config.temperature)
 
 
 def save_checkpoint(
@@ -41,10 +51,14 @@ def save_checkpoint(
     config: ModelConfig,
     metadata: dict[str, Any] | None = None,
     lut_ab: torch.Tensor | None = None,
+    bins: AbBins | None = None,
 ) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     if lut_ab is not None:
         tensors[LUT_KEY] = lut_ab.detach().cpu().float().contiguous()
+    if bins is not None:
+        tensors[CENTRES_KEY] = bins.centres.detach().cpu().float().contiguous()
+        tensors[PRIOR_KEY] = bins.prior.detach().cpu().float().contiguous()
     header = {
         "format": FORMAT,
         "model_config": json.dumps(to_dict(config)),
@@ -77,17 +91,28 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Loa
     try:
         config = from_dict(ModelConfig, json.loads(header["model_config"]))
         metadata = json.loads(header.get("metadata", "{}"))
-    except (KeyError, json.JSONDecodeError, TypeError) as err:
+    except (KeyError, json.JSONDecodeError, TypeError, AttributeError) as err:
         raise GalcolorError(f"{path}: checkpoint header is damaged ({err})") from None
-    network = build_model(config)
+    except GalcolorError as err:  # e.g. an architecture this version does not know
+        raise GalcolorError(f"{path}: {err}") from None
+    try:
+        network = build_model(config)
+    except ValueError as err:
+        raise GalcolorError(f"{path}: {err}") from None
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        first_line = str(err).splitlines()[0]
-        raise GalcolorError(f"{path}: weights do not fit the stored architecture ({first_line})") from None
+        # The first line only names the class; the first specific problem is on the next one.
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        detail = detail if len(detail) <= 160 else detail[:159] + "…"
+        raise GalcolorError(f"{path}: weights do not fit the stored architecture ({detail})") from None
     network.to(map_location).eval()
-    return LoadedModel(network, config, metadata, tensors.get(LUT_KEY), Path(path))
+    bins = AbBins(tensors[CENTRES_KEY], tensors[PRIOR_KEY]) if CENTRES_KEY in tensors else None
+    if config.head == "classify" and bins is None:
+        raise GalcolorError(f"{path}: a classify checkpoint without its ab bins ({CENTRES_KEY})")
+    return LoadedModel(network, config, metadata, tensors.get(LUT_KEY), bins, Path(path))
 
 
 def save_tensors_with_json(path: Path, tensors: dict[str, torch.Tensor], payload: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
@@ -23,6 +24,34 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
     return value
 
 
@@ -71,10 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive_int, default=train_defaults.epochs, help=f"default: {train_defaults.epochs}")
     train.add_argument("--batch-size", type=_positive_int, default=train_defaults.batch_size, help=f"default: {train_defaults.batch_size}")
     train.add_argument("--crop", type=_positive_int, default=train_defaults.crop, help=f"training crop side in pixels (default: {train_defaults.crop})")
-    train.add_argument("--lr", type=float, default=train_defaults.lr, help=f"peak AdamW learning rate (default: {train_defaults.lr})")
-    train.add_argument("--weight-decay", type=float, default=train_defaults.weight_decay)
-    train.add_argument("--sky-weight", type=float, default=train_defaults.sky_weight, help="loss weight of sky pixels (L <= 15) relative to the galaxy")
-    train.add_argument("--val-fraction", type=float, default=train_defaults.val_fraction, help="share held out by a hash of the relative path (default: 0.15)")
+    train.add_argument("--lr", type=_positive_float, default=train_defaults.lr, help=f"peak AdamW learning rate (default: {train_defaults.lr})")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=train_defaults.weight_decay)
+    train.add_argument("--sky-weight", type=_non_negative_float, default=train_defaults.sky_weight, help="loss weight of sky pixels (L <= 15) relative to the galaxy")
+    train.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction, help="share held out by a hash of the relative path (default: 0.15)")
     train.add_argument("--seed", type=int, default=train_defaults.seed)
     train.add_argument("--max-images", type=_positive_int, default=None, help="use a fixed subset of this many images (quick runs)")
     train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for PyTorch")
@@ -84,12 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score models beside the gray and lut baselines")
     evaluate.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder of colour images (the truth)")
     evaluate.add_argument("--split", choices=("val", "train", "all"), default="val", help="which part of DATA_DIR (default: val, never trained on)")
-    evaluate.add_argument("--val-fraction", type=float, default=train_defaults.val_fraction)
+    evaluate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction)
     evaluate.add_argument("--model", type=Path, action="append", default=None, help="checkpoint to score; repeat to compare several (default: the shipped model)")
     evaluate.add_argument("-o", "--out", type=Path, default=Path("galcolor-report"), metavar="REPORT_DIR", help="default: ./galcolor-report")
-    evaluate.add_argument("--examples", type=int, default=6, help="images shown in examples.png (default: 6)")
+    evaluate.add_argument("--examples", type=_non_negative_int, default=6, help="images shown in examples.png (default: 6)")
     evaluate.add_argument("--max-images", type=_positive_int, default=None)
     common(evaluate, model=False)
+
+    bench = commands.add_parser("bench", help="measure throughput and peak memory beside a baseline run in the same process")
+    bench.add_argument("what", choices=("train", "colorize", "tile"), help="train: tuned step vs eager fp32; colorize: pipeline vs per-image loop; tile: a large image in tiles")
+    bench.add_argument("--images", type=_positive_int, default=64, help="colorize: synthetic 256x256 JPEGs (default: 64)")
+    bench.add_argument("--batch-size", type=_positive_int, default=None, help="train: default 64; colorize: default 16")
+    bench.add_argument("--steps", type=_positive_int, default=10, help="train: timed steps (default: 10)")
+    bench.add_argument("--size", type=_positive_int, default=4096, help="tile: image side (default: 4096)")
+    bench.add_argument("--out-json", type=Path, default=None, metavar="F", help="also write the figures to this JSON file")
+    common(bench)
     return parser
 
 
@@ -98,9 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", module="PIL")  # odd EXIF and the like: the file still decodes
     try:
-        return {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate}[args.command](args)
+        return {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "bench": _bench}[args.command](args)
     except GalcolorError as err:
         print(f"galcolor: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:  # e.g. a run folder that is a file, a full disk: one line, no traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"galcolor: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("galcolor: interrupted", file=sys.stderr)
@@ -116,6 +158,15 @@ def _model_name(path: Path | None) -> str:
     return "galcolor" if path is None else f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
 
 
+def _unique_name(base: str, taken: set[str]) -> str:
+    """One name per method (a model called gray.safetensors, or one given twice): equal names would pool their scores."""
+    name, copy = base, 1
+    while name in taken:
+        copy += 1
+        name = f"{base}#{copy}"
+    return name
+
+
 def _demo(args) -> int:
     import numpy as np
     from skimage.data import hubble_deep_field
@@ -127,14 +178,14 @@ def _demo(args) -> int:
     began = time.perf_counter()
     model = load_model(args.model, args.device)
     truth = hubble_deep_field()  # (872, 1000, 3) uint8, a real HST colour image
-    name = _model_name(args.model)
+    name = _unique_name(_model_name(args.model), {"gray", "lut"})
     scored = score_images([truth], [None], ["Hubble Deep Field"], methods_for([(name, model)]), examples=1, progress=False)
     coloured = scored.examples[0][2][name]
     write_png(args.out / "hubble_deep_field.colorized.png", np.asarray(coloured))
     paths = write_report(scored, args.out, {"data": "skimage.data.hubble_deep_field()", "model": str(model.source)}, name)
     result = {"out": str(args.out), "seconds": round(time.perf_counter() - began, 2), "metrics": scored.summaries}
     if args.json:
-        print(json.dumps(result, default=_nan_to_none))
+        print(json.dumps(_json_safe(result), allow_nan=False))
     _say(args, format_table({k: v for k, v in scored.summaries.items()}))
     _say(args, f"\nwrote {args.out / 'hubble_deep_field.colorized.png'}, {paths['examples']} and {paths['markdown']} in {result['seconds']} s")
     return EXIT_OK
@@ -182,8 +233,8 @@ def _train(args) -> int:
         progress=not (args.quiet or args.json), log=(lambda text: None) if (args.quiet or args.json) else print,
     )
     if args.json:
-        print(json.dumps({"run_dir": str(result.run_dir), "best": str(result.best_path), "best_epoch": result.best_epoch,
-                          "best_metrics": result.best_metrics}, default=_nan_to_none))
+        print(json.dumps(_json_safe({"run_dir": str(result.run_dir), "best": str(result.best_path), "best_epoch": result.best_epoch,
+                                     "best_metrics": result.best_metrics}), allow_nan=False))
     _say(args, f"best epoch {result.best_epoch}: de00_fg {result.best_metrics['de00_fg']:.2f}, colour_r {result.best_metrics['colour_r']:.3f}"
          f"\ncheckpoints: {result.best_path} (best), {result.last_path} (last); log: {result.run_dir / 'log.csv'}")
     return EXIT_OK
@@ -195,7 +246,11 @@ def _evaluate(args) -> int:
     from .evaluate import format_table, methods_for, score_images, write_report
 
     model_paths = args.model or [None]
-    models = [(_model_name(path), load_model(path, args.device)) for path in model_paths]
+    models, taken = [], {"gray", "lut"}
+    for path in model_paths:
+        name = _unique_name(_model_name(path), taken)
+        taken.add(name)
+        models.append((name, load_model(path, args.device)))
     dataset = load_split(args.data_dir, args.split, args.val_fraction, args.max_images, progress=not (args.quiet or args.json))
     for line in dataset.skipped:
         print(f"galcolor: skipped {line}", file=sys.stderr)
@@ -206,14 +261,62 @@ def _evaluate(args) -> int:
                "models": {name: str(model.source) for name, model in models}}
     paths = write_report(scored, args.out, context, models[0][0])
     if args.json:
-        print(json.dumps({**context, "metrics": scored.summaries, "report": str(paths["json"])}, default=_nan_to_none))
+        print(json.dumps(_json_safe({**context, "metrics": scored.summaries, "report": str(paths["json"])}), allow_nan=False))
     _say(args, format_table(scored.summaries))
     _say(args, f"\n{len(images)} images; report: {paths['markdown']}")
     return EXIT_OK
 
 
-def _nan_to_none(value):
-    return None
+def _bench(args) -> int:
+    from .api import load_model
+    from .bench import bench_colorize, bench_tile, bench_train, device_description
+    from .io import atomic_write_text
+
+    model = load_model(args.model, args.device)
+    device = next(model.network.parameters()).device
+    if args.what == "train":
+        figures = bench_train(model.config, args.device, batch_size=args.batch_size or 64, steps=args.steps)
+    elif args.what == "colorize":
+        figures = bench_colorize(model, images=args.images, batch_size=args.batch_size or 16)
+    else:
+        figures = bench_tile(model, size=args.size)
+    result = {"bench": args.what, "device": device_description(device), "torch": torch_version(), "figures": figures}
+    if args.out_json:
+        atomic_write_text(args.out_json, json.dumps(result, indent=2))
+    if args.json:
+        print(json.dumps(result))
+    _say(args, f"galcolor bench {args.what} on {result['device']}")
+    for name, values in figures.items():
+        if isinstance(values, dict):
+            _say(args, f"  {name:22s} " + "  ".join(f"{k} {_human(k, v)}" for k, v in values.items() if v is not None))
+        else:
+            _say(args, f"  {name:22s} {values:.2f}" if isinstance(values, float) else f"  {name:22s} {values}")
+    return EXIT_OK
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def _human(key: str, value) -> str:
+    if key.endswith("bytes"):
+        return f"{value / 2**20:.0f} MiB"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _json_safe(value):
+    """NaN/Inf -> null (json.dumps writes them as the non-JSON tokens NaN/Infinity otherwise)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:  # numpy scalars
+        return _json_safe(value.item())
+    return value
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,12 +17,27 @@ class ModelConfig:
     """U-Net channels at full resolution; doubled at each level."""
     depth: int = 4
     """U-Net downsamplings; inputs are padded to a multiple of 2**depth."""
+    head: str = "regress"
+    """'regress': 2 tanh channels of ab (L1 loss); 'classify': logits over quantised ab bins
+    (Zhang et al. 2016), decoded by the annealed mean."""
+    num_bins: int = 0
+    """Number of ab bins of a 'classify' head; set from the training data."""
+    temperature: float = 0.38
+    """Annealed-mean temperature of a 'classify' head (lower: more vivid, patchier)."""
 
     def __post_init__(self) -> None:
         if self.arch not in ("seed", "unet"):
             raise GalcolorError(f"unknown architecture {self.arch!r}: choose seed or unet")
+        if self.head not in ("regress", "classify"):
+            raise GalcolorError(f"unknown head {self.head!r}: choose regress or classify")
+        if not 0.0 < self.temperature <= 1.0:
+            raise GalcolorError("temperature must lie in (0, 1]")
         if self.base_width < 4 or not 1 <= self.depth <= 6:
             raise GalcolorError("U-Net needs base_width >= 4 and depth between 1 and 6")
+
+    @property
+    def out_channels(self) -> int:
+        return self.num_bins if self.head == "classify" else 2
 
     @property
     def size_multiple(self) -> int:
@@ -43,6 +58,8 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     sky_weight: float = 0.25
+    rebalance_mix: float = 0.5
+    """λ of the class rebalancing of a 'classify' head: 0 weights by the inverse prior, 1 not at all."""
     """Loss weight of sky pixels (true L <= 15) relative to signal pixels."""
     val_fraction: float = 0.15
     seed: int = 0
@@ -57,6 +74,14 @@ class TrainConfig:
             raise GalcolorError("crop must be a multiple of 16 and at least 16")
         if not 0.0 < self.val_fraction < 1.0:
             raise GalcolorError("val_fraction must lie strictly between 0 and 1")
+        if not 0.0 <= self.crop_jitter <= 1.0:  # beyond 1 a crop start leaves the image
+            raise GalcolorError("crop_jitter must lie between 0 and 1")
+        if not self.lr > 0.0 or self.weight_decay < 0.0:
+            raise GalcolorError("the learning rate must be positive and the weight decay not negative")
+        if not 0.0 <= self.rebalance_mix <= 1.0:
+            raise GalcolorError("rebalance_mix must lie between 0 and 1")
+        if self.sky_weight < 0.0:
+            raise GalcolorError("sky_weight must not be negative")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

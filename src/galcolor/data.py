@@ -60,6 +60,8 @@ def load_split(
     progress: bool = True,
 ) -> GalaxySet:
     """Decode the colour images of one split into memory (uint8: 1,400 SDSS cutouts take 275 MB)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise GalcolorError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
     if split not in SPLITS:
         raise GalcolorError(f"unknown split {split!r}: choose from {', '.join(SPLITS)}")
     data_dir = Path(data_dir)
@@ -70,6 +72,11 @@ def load_split(
         # A subset in hash order mixes all folders (spirals and non-spirals alike), unlike a prefix.
         found = sorted(found, key=lambda item: _hash_fraction(item[1]))[:max_images]
     chosen = [(f, r) for f, r in found if split == "all" or split_of(r, val_fraction) == split]
+    if found and not chosen:
+        raise GalcolorError(
+            f"{data_dir}: none of its {len(found)} image files falls in the {split} split "
+            f"(val_fraction {val_fraction}); use more images or another split"
+        )
     dataset = GalaxySet([], [], [], [])
     for path, relative in tqdm(chosen, desc=f"loading {split}", unit="img", disable=not progress, leave=False):
         try:
@@ -105,7 +112,8 @@ def augment_crop(image: torch.Tensor, crop: int, jitter: float, generator: torch
     _, height, width = image.shape
     if height < crop or width < crop:
         padded = torch.zeros((3, max(height, crop), max(width, crop)), dtype=image.dtype)
-        padded[:, :height, :width] = image
+        top, left = (padded.shape[1] - height) // 2, (padded.shape[2] - width) // 2  # galaxy stays central
+        padded[:, top : top + height, left : left + width] = image
         image, height, width = padded, padded.shape[1], padded.shape[2]
     top = _jittered_start(height - crop, jitter, draws[2])
     left = _jittered_start(width - crop, jitter, draws[3])

@@ -62,7 +62,7 @@ def score_images(
     chosen = set(np.linspace(0, len(images) - 1, num=min(examples, len(images)), dtype=int).tolist()) if examples else set()
     scored = Scored({}, accumulators)
     for index, (rgb8, label) in enumerate(tqdm(list(zip(images, labels)), desc="scoring", unit="img", disable=not progress, leave=False)):
-        rgb = torch.from_numpy(np.ascontiguousarray(rgb8)).permute(2, 0, 1)[None].float() / 255.0
+        rgb = torch.from_numpy(np.ascontiguousarray(rgb8, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]  # a copy: PIL arrays are read-only
         with torch.inference_mode():
             true_lab = rgb_to_lab(rgb)
         true_np = true_lab[0].permute(1, 2, 0).numpy()

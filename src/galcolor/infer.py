@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import LoadedModel
-from .color import denormalise_ab, normalise_lightness, rgb_to_lab
+from .color import normalise_lightness, rgb_to_lab
 from .device import autocast
 
 TILE = 1024  # images with a side above this are coloured in overlapping tiles of this size
@@ -19,11 +19,11 @@ def predict_ab(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
     height, width = lightness.shape[-2:]
     pad_bottom, pad_right = (-height) % multiple, (-width) % multiple
     # Zero padding is black sky, what surrounds a galaxy anyway.
-    x = F.pad(normalise_lightness(lightness.to(device)), (0, pad_right, 0, pad_bottom))
+    x = F.pad(normalise_lightness(lightness.to(device, torch.float32)), (0, pad_right, 0, pad_bottom))  # float64 would break autocast
     x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), autocast(device):
-        ab = model.network(x)
-    return denormalise_ab(ab.float()[..., :height, :width])
+        output = model.network(x)
+    return model.decode(output[..., :height, :width])
 
 
 def colorize_tensor(model: LoadedModel, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,6 +36,7 @@ def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip
     found, missing = find_inputs(inputs)
     outcomes = [FileOutcome(str(p), None, "failed", f"{p}: no such file or folder") for p in missing]
     jobs, claimed = [], {}
+    sources = {source.resolve(): source for source, _ in found}
     for source, relative in found:
         try:
             target = output_path(out_dir, PurePosixPath(relative))
@@ -48,6 +49,9 @@ def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip
             continue
         if key == source.resolve() and not overwrite:
             outcomes.append(FileOutcome(str(source), str(target), "failed", f"{source}: output would replace this input; choose another -o or pass --overwrite"))
+            continue
+        if key in sources and key != source.resolve():  # e.g. a.jpg -> a.png over the input a.png, --overwrite or not
+            outcomes.append(FileOutcome(str(source), str(target), "failed", f"{source}: output {target} would replace another input, {sources[key]}; choose another -o"))
             continue
         claimed[key] = source
         if skip_existing and target.exists():

@@ -99,9 +99,13 @@ def count_bins(ab_pixels: torch.Tensor, grid: float = GRID, ab_range: float = AB
     return torch.bincount(index, minlength=centres.shape[0])
 
 
-def classification_loss(logits: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+def classification_loss(
+    logits: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor, pixel_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Cross-entropy with soft targets, each pixel weighted by the rebalancing weight of its most
-    likely true bin (Zhang et al. 2016, eq. 2 and 3)."""
+    likely true bin (Zhang et al. 2016, eq. 2 and 3), and optionally by (B, H, W) pixel_weights."""
     log_probabilities = torch.log_softmax(logits.float(), dim=1)
-    pixel_weights = class_weights.to(logits.device)[targets.argmax(dim=1)]  # (B, H, W)
-    return -(pixel_weights * (targets * log_probabilities).sum(dim=1)).mean()
+    weights = class_weights.to(logits.device)[targets.argmax(dim=1)]  # (B, H, W)
+    if pixel_weights is not None:
+        weights = weights * pixel_weights
+    return -(weights * (targets * log_probabilities).sum(dim=1)).sum() / weights.sum().clamp(min=1e-12)

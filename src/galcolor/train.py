@@ -4,6 +4,7 @@ checkpoints written atomically, per-epoch validation metrics, and exact resume."
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io as _stringio
 import json
 import math
@@ -28,6 +29,7 @@ from .infer import colorize_tensor
 from .io import atomic_write_text
 from .metrics import SIGNAL_L, MetricAccumulator
 from .models import build_model, count_parameters
+from .quantize import AbBins, classification_loss, count_bins
 
 SELECTION_METRIC = "de00_fg"  # `best` is the epoch with the lowest validation CIEDE2000 on galaxy pixels
 
@@ -45,7 +47,8 @@ class TrainResult:
 def weighted_ab_loss(pred: torch.Tensor, target: torch.Tensor, lightness: torch.Tensor, sky_weight: float) -> torch.Tensor:
     """L1 between normalised ab maps, sky pixels down-weighted so the galaxy drives learning."""
     weights = torch.where(lightness > SIGNAL_L, 1.0, sky_weight)  # (B, 1, H, W)
-    return (weights * (pred - target).abs()).sum() / (weights.sum() * pred.shape[1])
+    # clamp: with sky_weight 0, a batch of pure sky has no weight at all (0 / 0 would be NaN)
+    return (weights * (pred - target).abs()).sum() / (weights.sum() * pred.shape[1]).clamp(min=1e-12)
 
 
 def _lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
@@ -142,138 +145,185 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
+    """Train a colourizer on the colour images in data_dir; checkpoints and logs go to run_dir."""
     run = Run(run_dir)
-    start_epoch, history, best_epoch, best_metrics = 0, [], 0, {}
+    if run.dir.exists() and not run.dir.is_dir():
+        raise GalcolorError(f"{run.dir}: is a file, not a run folder")
     if resume:
-        if not run.state.exists():
-            raise GalcolorError(f"{run.dir}: nothing to resume (no last.state.safetensors)")
-        stored = json.loads(run.config.read_text())
-        model_config = from_dict(ModelConfig, stored["model"])
-        requested_epochs = train_config.epochs if train_config else None
-        train_config = from_dict(TrainConfig, stored["train"])
-        if requested_epochs and requested_epochs != train_config.epochs:
-            log(f"note: resuming with the run's own settings ({train_config.epochs} epochs), not --epochs {requested_epochs}")
-    else:
-        if run.holds_a_run():
-            raise GalcolorError(f"{run.dir}: already holds a training run; pass --resume to continue it or choose another --out")
-        model_config = model_config or ModelConfig()
-        train_config = train_config or TrainConfig()
-
-    torch_device = resolve_device(device)
+        model_config, train_config = _stored_configs(run, train_config, log)
+    elif run.holds_a_run():
+        raise GalcolorError(f"{run.dir}: already holds a training run; pass --resume to continue it or choose another --out")
+    model_config = model_config or ModelConfig()
+    train_config = train_config or TrainConfig()
+    threads_before = torch.get_num_threads()
     if train_config.num_threads:
         torch.set_num_threads(train_config.num_threads)
-    torch.manual_seed(train_config.seed)
-    np.random.seed(train_config.seed)
+    try:
+        trainer = Trainer(Path(data_dir), run, model_config, train_config, resolve_device(device), progress, log)
+        if resume:
+            trainer.restore()
+        else:
+            trainer.write_config()
+        return trainer.fit()
+    finally:
+        torch.set_num_threads(threads_before)
 
-    train_set = load_split(data_dir, "train", train_config.val_fraction, train_config.max_images, progress)
-    val_set = load_split(data_dir, "val", train_config.val_fraction, train_config.max_images, progress)
-    for line in train_set.skipped + val_set.skipped:
-        log(f"skipped {line}")
-    lut_ab = lightness_lut(train_set, rgb_to_lab)
 
-    network = build_model(model_config).to(torch_device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
-    steps_per_epoch = max(1, len(train_set) // train_config.batch_size)
-    total_steps = steps_per_epoch * train_config.epochs
-    warmup = min(200, max(1, total_steps // 20))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total_steps, warmup))
+def _stored_configs(run: Run, requested: TrainConfig | None, log: Callable[[str], None]) -> tuple[ModelConfig, TrainConfig]:
+    if not run.state.exists():
+        # A run stopped inside its first epoch has config.json but nothing to resume from.
+        hint = "; no epoch finished yet: delete the folder to start over" if run.config.exists() else ""
+        raise GalcolorError(f"{run.dir}: nothing to resume (no last.state.safetensors){hint}")
+    if not run.config.exists():
+        raise GalcolorError(f"{run.dir}: config.json is missing, so the run cannot be rebuilt for --resume")
+    stored = json.loads(run.config.read_text())
+    train_config = from_dict(TrainConfig, stored["train"])
+    if requested and requested.epochs != train_config.epochs:
+        log(f"note: resuming with the run's own settings ({train_config.epochs} epochs), not --epochs {requested.epochs}")
+    return from_dict(ModelConfig, stored["model"]), train_config
 
-    if resume:
-        tensors, payload = load_tensors_with_json(run.state)
-        network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        _optimizer_from_tensors(optimizer, tensors, payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        start_epoch, history = payload["epoch"], payload["history"]
-        best_epoch, best_metrics = payload["best_epoch"], payload["best_metrics"]
-        log(f"resuming {run.dir} after epoch {start_epoch}")
-    else:
-        run.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
-            run.config,
-            json.dumps(
-                {
-                    "model": to_dict(model_config),
-                    "train": to_dict(train_config),
-                    "data_dir": str(Path(data_dir).resolve()),
-                    "train_images": len(train_set),
-                    "val_images": len(val_set),
-                    "parameters": count_parameters(network),
-                    "galcolor": __version__,
-                    "torch": torch.__version__,
-                    "device": str(torch_device),
-                    "bf16_autocast": bf16_autocast_pays(torch_device),
-                    "python": platform.python_version(),
-                },
-                indent=2,
-            ),
-        )
 
-    tensorboard = _open_tensorboard(run.dir)
-    loaded = LoadedModel(network, model_config, lut_ab=lut_ab)
-    for epoch in range(start_epoch + 1, train_config.epochs + 1):
-        network.train()
-        generator = torch.Generator().manual_seed(train_config.seed * 100_003 + epoch)
+class Trainer:
+    """One run: data in memory, the network, its optimizer and schedule, and the run folder."""
+
+    def __init__(self, data_dir: Path, run: Run, model_config: ModelConfig, config: TrainConfig,
+                 device: torch.device, progress: bool, log: Callable[[str], None]) -> None:
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        self.data_dir, self.run, self.config, self.device, self.progress, self.log = data_dir, run, config, device, progress, log
+        self.train_set = load_split(data_dir, "train", config.val_fraction, config.max_images, progress)
+        self.val_set = load_split(data_dir, "val", config.val_fraction, config.max_images, progress)
+        for line in self.train_set.skipped + self.val_set.skipped:
+            log(f"skipped {line}")
+        self.lut_ab = lightness_lut(self.train_set, rgb_to_lab)
+        self.bins = None
+        if model_config.head == "classify":
+            self.bins = training_bins(self.train_set)
+            model_config = dataclasses.replace(model_config, num_bins=self.bins.size)
+            self.class_weights = self.bins.rebalance_weights(config.rebalance_mix).to(device)
+        self.model_config = model_config
+        self.network = build_model(model_config).to(device).to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.steps_per_epoch = max(1, len(self.train_set) // config.batch_size)
+        total_steps = self.steps_per_epoch * config.epochs
+        warmup = min(200, max(1, total_steps // 20))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: _lr_factor(s, total_steps, warmup))
+        self.start_epoch, self.history, self.best_epoch, self.best_metrics = 0, [], 0, {}
+
+    def model(self) -> LoadedModel:
+        return LoadedModel(self.network, self.model_config, lut_ab=self.lut_ab, bins=self.bins)
+
+    def write_config(self) -> None:
+        self.run.dir.mkdir(parents=True, exist_ok=True)
+        description = {
+            "model": to_dict(self.model_config),
+            "train": to_dict(self.config),
+            "data_dir": str(self.data_dir.resolve()),
+            "train_images": len(self.train_set),
+            "val_images": len(self.val_set),
+            "parameters": count_parameters(self.network),
+            "galcolor": __version__,
+            "torch": torch.__version__,
+            "device": str(self.device),
+            "bf16_autocast": bf16_autocast_pays(self.device),
+            "python": platform.python_version(),
+        }
+        atomic_write_text(self.run.config, json.dumps(description, indent=2))
+
+    def restore(self) -> None:
+        tensors, payload = load_tensors_with_json(self.run.state)
+        self.network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        _optimizer_from_tensors(self.optimizer, tensors, payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.start_epoch, self.history = payload["epoch"], payload["history"]
+        self.best_epoch, self.best_metrics = payload["best_epoch"], payload["best_metrics"]
+        self.log(f"resuming {self.run.dir} after epoch {self.start_epoch}")
+
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, 3, crop, crop) uint8 sRGB -> the training loss of one batch."""
+        lab = rgb_to_lab(batch.to(self.device, non_blocking=True).float() / 255.0)
+        lightness = lab[:, :1]
+        x = normalise_lightness(lightness).contiguous(memory_format=torch.channels_last)
+        with autocast(self.device):
+            output = self.network(x)
+        if self.bins is None:
+            return weighted_ab_loss(output.float(), normalise_ab(lab[:, 1:]), lightness, self.config.sky_weight)
+        targets = self.bins.soft_encode(lab[:, 1:])
+        sky = torch.where(lightness[:, 0] > SIGNAL_L, 1.0, self.config.sky_weight)
+        return classification_loss(output, targets, self.class_weights, pixel_weights=sky)
+
+    def run_epoch(self, epoch: int) -> tuple[float, float]:
+        """One pass over the training split; returns (mean loss, images per second)."""
+        self.network.train()
+        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
+        batches = training_batches(self.train_set, self.config.batch_size, self.config.crop, self.config.crop_jitter, generator)
+        bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch",
+                   disable=not self.progress, leave=False)
         began, losses = time.perf_counter(), []
-        batches = training_batches(train_set, train_config.batch_size, train_config.crop, train_config.crop_jitter, generator)
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{train_config.epochs}", unit="batch", disable=not progress, leave=False)
         for batch in bar:
-            lab = rgb_to_lab(batch.to(torch_device, non_blocking=True).float() / 255.0)
-            lightness = lab[:, :1]
-            x = normalise_lightness(lightness).contiguous(memory_format=torch.channels_last)
-            with autocast(torch_device):
-                pred = network(x)
-            loss = weighted_ab_loss(pred.float(), normalise_ab(lab[:, 1:]), lightness, train_config.sky_weight)
+            loss = self.loss(batch)
             if not torch.isfinite(loss):
-                raise GalcolorError(
-                    f"training stopped: the loss became {loss.item()} in epoch {epoch}; "
-                    f"the last good checkpoint is kept in {run.last if run.last.exists() else run.dir}"
-                )
-            optimizer.zero_grad(set_to_none=True)
+                kept = self.run.last if self.run.last.exists() else self.run.dir
+                raise GalcolorError(f"training stopped: the loss became {loss.item()} in epoch {epoch}; the last good checkpoint is kept in {kept}")
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            scheduler.step()
+            self.optimizer.step()
+            self.scheduler.step()
             losses.append(loss.detach())
             bar.set_postfix(loss=f"{loss.item():.4f}")
         seconds = time.perf_counter() - began
-        metrics = validate(loaded, val_set, train_config.batch_size, train_config.sky_weight)
-        row = {
-            "epoch": epoch,
-            "train_loss": float(torch.stack(losses).mean()),
-            "lr": scheduler.get_last_lr()[0],
-            "images_per_s": steps_per_epoch * train_config.batch_size / seconds,
-            **{k: metrics[k] for k in ("val_loss", "psnr", "de00_fg", "ab_fg", "auc_fg", "dcf", "colour_r", "class_auc", "truth_class_auc")},
-        }
-        history.append(row)
-        if tensorboard:
-            for key, value in row.items():
-                tensorboard.add_scalar(key, value, epoch)
-        checkpoint_meta = {"epoch": epoch, "val_metrics": metrics, "train_config": to_dict(train_config), "data_dir": str(data_dir)}
-        if not best_metrics or metrics[SELECTION_METRIC] < best_metrics[SELECTION_METRIC]:
-            best_epoch, best_metrics = epoch, metrics
-            save_checkpoint(run.best, network, model_config, checkpoint_meta, lut_ab)
-        save_checkpoint(run.last, network, model_config, checkpoint_meta, lut_ab)
-        optimizer_tensors, optimizer_payload = _optimizer_to_tensors(optimizer)
+        return float(torch.stack(losses).mean()), self.steps_per_epoch * self.config.batch_size / seconds
+
+    def save(self, epoch: int, metrics: dict[str, float]) -> None:
+        """best (by validation de00_fg), last, and the state that --resume needs, each atomically."""
+        meta = {"epoch": epoch, "val_metrics": metrics, "train_config": to_dict(self.config), "data_dir": str(self.data_dir)}
+        if not self.best_metrics or metrics[SELECTION_METRIC] < self.best_metrics[SELECTION_METRIC]:
+            self.best_epoch, self.best_metrics = epoch, metrics
+            save_checkpoint(self.run.best, self.network, self.model_config, meta, self.lut_ab, self.bins)
+        save_checkpoint(self.run.last, self.network, self.model_config, meta, self.lut_ab, self.bins)
+        optimizer_tensors, optimizer_payload = _optimizer_to_tensors(self.optimizer)
         save_tensors_with_json(
-            run.state,
-            {**{f"model.{k}": v for k, v in network.state_dict().items()}, **optimizer_tensors},
-            {
-                "epoch": epoch,
-                "optimizer": optimizer_payload,
-                "scheduler": scheduler.state_dict(),
-                "history": history,
-                "best_epoch": best_epoch,
-                "best_metrics": best_metrics,
-            },
+            self.run.state,
+            {**{f"model.{k}": v for k, v in self.network.state_dict().items()}, **optimizer_tensors},
+            {"epoch": epoch, "optimizer": optimizer_payload, "scheduler": self.scheduler.state_dict(), "history": self.history,
+             "best_epoch": self.best_epoch, "best_metrics": self.best_metrics},
         )
-        _write_log(run.log, history)
-        log(
-            f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  val de00_fg {metrics['de00_fg']:.2f}  "
-            f"ab_fg {metrics['ab_fg']:.2f}  colour_r {metrics['colour_r']:.3f}  dcf {metrics['dcf']:.2f}  "
-            f"{row['images_per_s']:.0f} img/s"
-        )
-    if tensorboard:
-        tensorboard.close()
-    return TrainResult(run.dir, run.best, run.last, best_epoch, best_metrics, history)
+        _write_log(self.run.log, self.history)
+
+    def fit(self) -> TrainResult:
+        tensorboard = _open_tensorboard(self.run.dir)
+        try:
+            for epoch in range(self.start_epoch + 1, self.config.epochs + 1):
+                train_loss, images_per_s = self.run_epoch(epoch)
+                metrics = validate(self.model(), self.val_set, self.config.batch_size, self.config.sky_weight)
+                row = {"epoch": epoch, "train_loss": train_loss, "lr": self.scheduler.get_last_lr()[0], "images_per_s": images_per_s,
+                       **{k: metrics[k] for k in LOGGED_METRICS}}
+                self.history.append(row)
+                if tensorboard:
+                    for key, value in row.items():
+                        tensorboard.add_scalar(key, value, epoch)
+                self.save(epoch, metrics)
+                self.log(
+                    f"epoch {epoch:3d}  loss {train_loss:.4f}  val de00_fg {metrics['de00_fg']:.2f}  ab_fg {metrics['ab_fg']:.2f}  "
+                    f"colour_r {metrics['colour_r']:.3f}  dcf {metrics['dcf']:.2f}  {images_per_s:.0f} img/s"
+                )
+        finally:
+            if tensorboard:
+                tensorboard.close()
+        return TrainResult(self.run.dir, self.run.best, self.run.last, self.best_epoch, self.best_metrics, self.history)
+
+
+LOGGED_METRICS = ("val_loss", "psnr", "de00_fg", "ab_fg", "auc_fg", "dcf", "colour_r", "class_auc", "truth_class_auc")
+
+
+def training_bins(dataset: GalaxySet) -> AbBins:
+    """The ab bins the training split actually uses, with their empirical prior."""
+    counts = None
+    for image in dataset.images:
+        ab = rgb_to_lab(image[None].float() / 255.0)[0, 1:].flatten(1).T  # (H*W, 2)
+        image_counts = count_bins(ab)
+        counts = image_counts if counts is None else counts + image_counts
+    return AbBins.from_counts(counts)
 
 
 def _open_tensorboard(run_dir: Path):

@@ -1,4 +1,5 @@
-"""Colourization networks: each maps normalised L (B, 1, H, W) to normalised ab (B, 2, H, W)."""
+"""Colourization networks: each maps normalised L (B, 1, H, W) to normalised ab (B, 2, H, W) in
+[-1, 1] (regression head) or to logits over ab bins (B, Q, H, W) (classification head)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ ARCHITECTURES = ("seed", "unet")
 
 def build_model(config: ModelConfig) -> nn.Module:
     """Build an untrained network from its config (the config is what checkpoints store)."""
+    if config.head == "classify" and config.num_bins < 2:
+        raise ValueError("a classify head needs num_bins >= 2 (set from the training data)")
     if config.arch == "seed":
-        return SeedColorizer()
-    if config.arch == "unet":
-        return UNetColorizer(base_width=config.base_width, depth=config.depth)
-    raise ValueError(f"unknown architecture {config.arch!r}; choose from {ARCHITECTURES}")
+        return SeedColorizer(out_channels=config.out_channels, bounded=config.head == "regress")
+    return UNetColorizer(base_width=config.base_width, depth=config.depth, out_channels=config.out_channels,
+                         bounded=config.head == "regress")
 
 
 def count_parameters(model: nn.Module) -> int:

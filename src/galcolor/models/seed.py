@@ -19,7 +19,7 @@ def _conv_bn_act(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class SeedColorizer(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, out_channels: int = 2, bounded: bool = True) -> None:
         super().__init__()
         self.encoder = nn.Sequential(
             _conv_bn_act(1, 16),
@@ -37,9 +37,10 @@ class SeedColorizer(nn.Module):
             nn.Upsample(scale_factor=2, mode="nearest"),  # H
             _conv_bn_act(64, 32),
         )
-        self.head = nn.Sequential(nn.Conv2d(32 + 1, 2, 3, padding=1), nn.Tanh())
+        # tanh for the study's ab regression; raw logits when the head classifies ab bins
+        self.head = nn.Sequential(nn.Conv2d(32 + 1, out_channels, 3, padding=1), nn.Tanh() if bounded else nn.Identity())
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
         # lightness: (B, 1, H, W) in [0, 1], H and W multiples of 4
         features = self.decoder(self.encoder(lightness))  # (B, 32, H, W)
-        return self.head(torch.cat([features, lightness], dim=1))  # (B, 2, H, W) in [-1, 1]
+        return self.head(torch.cat([features, lightness], dim=1))  # (B, 2, H, W) in [-1, 1], or (B, Q, H, W) logits

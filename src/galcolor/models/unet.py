@@ -34,7 +34,7 @@ class Up(nn.Module):
 class UNetColorizer(nn.Module):
     """Widths double at each of `depth` downsamplings: base_width * 2**level."""
 
-    def __init__(self, base_width: int = 32, depth: int = 4) -> None:
+    def __init__(self, base_width: int = 32, depth: int = 4, out_channels: int = 2, bounded: bool = True) -> None:
         super().__init__()
         if depth < 1 or base_width < 4:
             raise ValueError("U-Net needs depth >= 1 and base_width >= 4")
@@ -45,7 +45,7 @@ class UNetColorizer(nn.Module):
         self.ups = nn.ModuleList(
             Up(widths[i + 1], widths[i], widths[i]) for i in reversed(range(depth))
         )
-        self.head = nn.Sequential(nn.Conv2d(widths[0] + 1, 2, 1), nn.Tanh())
+        self.head = nn.Sequential(nn.Conv2d(widths[0] + 1, out_channels, 1), nn.Tanh() if bounded else nn.Identity())
 
     @property
     def size_multiple(self) -> int:
@@ -59,4 +59,4 @@ class UNetColorizer(nn.Module):
         x = skips.pop()
         for up in self.ups:
             x = up(x, skips.pop())
-        return self.head(torch.cat([x, lightness], dim=1))  # (B, 2, H, W) in [-1, 1]
+        return self.head(torch.cat([x, lightness], dim=1))  # (B, 2, H, W) in [-1, 1], or (B, Q, H, W) logits
