@@ -12,5 +12,5 @@ def test_docs_cli_reference_matches_the_cli_itself():
 
 def test_reference_covers_every_subcommand():
     text = render()
-    for command in ("demo", "colorize", "train", "evaluate", "bench"):
+    for command in ("demo", "colorize", "train", "evaluate", "bench", "serve", "data", "data download"):
         assert f"## galcolor {command}" in text

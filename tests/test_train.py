@@ -291,3 +291,19 @@ def test_a_classification_head_trains_saves_its_bins_and_decodes_to_ab(few_galax
     assert ab.shape == (1, 2, 40, 52) and torch.isfinite(ab).all()
     # decoded colours lie within the bins the training data used
     assert ab.abs().max() <= model.bins.centres.abs().max() + 1e-3
+
+
+def test_init_from_copies_the_trained_body_into_a_new_head(few_galaxies, tmp_path, tiny_model_path):
+    """Fine-tuning a classifier from a regression model starts from its trained body, not from noise."""
+    from galcolor.checkpoint import load_checkpoint
+    from galcolor.train import initialise_from
+    from galcolor.models import build_model
+
+    source = load_checkpoint(tiny_model_path)
+    classifier = build_model(ModelConfig(arch="unet", base_width=4, depth=2, head="classify", num_bins=30))
+    copied = initialise_from(classifier, tiny_model_path)
+    state = classifier.state_dict()
+    assert copied == len(state) - 2  # all but the new head's weight and bias
+    assert torch.equal(state["stem.0.weight"], source.network.state_dict()["stem.0.weight"])
+    with pytest.raises(GalcolorError):
+        initialise_from(build_model(ModelConfig(arch="seed")), tiny_model_path)

@@ -57,6 +57,7 @@ def _fraction(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import ModelConfig, TrainConfig
+    from .datasets import REGISTRY
     from .device import DEVICE_CHOICES
     from .io import DEFAULT_MAX_PIXELS, FITS_STRETCH_HELP
 
@@ -92,11 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(colorize)
 
     train = commands.add_parser("train", help="train a model on a folder of colour images")
-    train.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder of colour images (searched recursively)")
+    train.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder of colour images (searched recursively), or a Galaxy10-style .h5 file")
     train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder: checkpoints, config.json, log.csv")
     train.add_argument("--model", dest="arch", choices=("seed", "unet"), default=model_defaults.arch, help="architecture (default: unet)")
     train.add_argument("--width", type=_positive_int, default=model_defaults.base_width, help=f"U-Net base width (default: {model_defaults.base_width})")
     train.add_argument("--depth", type=_positive_int, default=model_defaults.depth, help=f"U-Net depth (default: {model_defaults.depth})")
+    train.add_argument("--head", choices=("regress", "classify"), default=model_defaults.head,
+                       help="regress: ab by L1 regression; classify: ab bins with class rebalancing (Zhang et al. 2016)")
+    train.add_argument("--rebalance-mix", type=float, default=train_defaults.rebalance_mix, help="classify: λ of the class rebalancing (default: 0.5)")
+    train.add_argument("--init-from", type=Path, default=None, help="start from this checkpoint's weights where they fit (fine-tuning)")
     train.add_argument("--epochs", type=_positive_int, default=train_defaults.epochs, help=f"default: {train_defaults.epochs}")
     train.add_argument("--batch-size", type=_positive_int, default=train_defaults.batch_size, help=f"default: {train_defaults.batch_size}")
     train.add_argument("--crop", type=_positive_int, default=train_defaults.crop, help=f"training crop side in pixels (default: {train_defaults.crop})")
@@ -120,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-images", type=_positive_int, default=None)
     common(evaluate, model=False)
 
+    serve = commands.add_parser("serve", help="run the local web app (needs: pip install 'galcolor[web]')")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; there is no login)")
+    serve.add_argument("--port", type=_positive_int, default=7860, help="default: 7860")
+    serve.add_argument("--model", type=Path, default=None, help="a checkpoint offered beside the shipped model, chosen by default")
+    serve.add_argument("--max-upload-mb", type=_positive_float, default=50.0, help="largest upload in MB (default: 50)")
+    serve.add_argument("--max-concurrent", type=_positive_int, default=2, help="images coloured at once (default: 2)")
+    serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+
+    data = commands.add_parser("data", help="public galaxy data sets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    download = data_commands.add_parser("download", help="download a data set, checked against its pinned SHA-256")
+    download.add_argument("name", choices=sorted(REGISTRY))
+    download.add_argument("--dir", type=Path, default=None, help="folder (default: $GALCOLOR_DATA_DIR or ~/.cache/galcolor)")
+    download.add_argument("--url", default=None, help="a mirror; the file is still checked against the pinned hash")
+    download.add_argument("-q", "--quiet", action="store_true")
+    download.add_argument("--json", action="store_true")
+
     bench = commands.add_parser("bench", help="measure throughput and peak memory beside a baseline run in the same process")
     bench.add_argument("what", choices=("train", "colorize", "tile"), help="train: tuned step vs eager fp32; colorize: pipeline vs per-image loop; tile: a large image in tiles")
     bench.add_argument("--images", type=_positive_int, default=64, help="colorize: synthetic 256x256 JPEGs (default: 64)")
@@ -136,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", module="PIL")  # odd EXIF and the like: the file still decodes
     try:
-        return {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "bench": _bench}[args.command](args)
+        return {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "bench": _bench,
+                "serve": _serve, "data": _data}[args.command](args)
     except GalcolorError as err:
         print(f"galcolor: error: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -222,11 +245,11 @@ def _train(args) -> int:
     from .config import ModelConfig, TrainConfig
     from .train import train
 
-    model_config = ModelConfig(arch=args.arch, base_width=args.width, depth=args.depth)
+    model_config = ModelConfig(arch=args.arch, base_width=args.width, depth=args.depth, head=args.head)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
         sky_weight=args.sky_weight, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
-        num_threads=args.threads,
+        num_threads=args.threads, rebalance_mix=args.rebalance_mix, init_from=str(args.init_from) if args.init_from else None,
     )
     result = train(
         args.data_dir, args.out, model_config, train_config, resume=args.resume, device=args.device,
@@ -264,6 +287,23 @@ def _evaluate(args) -> int:
         print(json.dumps(_json_safe({**context, "metrics": scored.summaries, "report": str(paths["json"])}), allow_nan=False))
     _say(args, format_table(scored.summaries))
     _say(args, f"\n{len(images)} images; report: {paths['markdown']}")
+    return EXIT_OK
+
+
+def _serve(args) -> int:
+    from .web import serve
+
+    serve(args.host, args.port, args.model, args.max_upload_mb, args.max_concurrent, device=args.device)
+    return EXIT_OK
+
+
+def _data(args) -> int:
+    from .datasets import default_data_dir, download
+
+    path = download(args.name, args.dir or default_data_dir(), url_override=args.url, progress=not (args.quiet or args.json))
+    if args.json:
+        print(json.dumps({"name": args.name, "path": str(path)}))
+    _say(args, f"{path}\ntrain on it: galcolor train {path} --out RUN_DIR")
     return EXIT_OK
 
 

@@ -38,6 +38,8 @@ def render() -> str:
         ]
         for name, sub in _subparsers(parser).items():
             parts += ["", f"## galcolor {name}", "", "```text", sub.format_help().rstrip(), "```"]
+            for action, nested in _subparsers(sub).items():
+                parts += ["", f"### galcolor {name} {action}", "", "```text", nested.format_help().rstrip(), "```"]
         return "\n".join(parts) + "\n"
     finally:
         if previous is None:

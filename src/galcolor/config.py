@@ -63,6 +63,9 @@ class TrainConfig:
     """Loss weight of sky pixels (true L <= 15) relative to signal pixels."""
     val_fraction: float = 0.15
     seed: int = 0
+    init_from: str | None = None
+    """A checkpoint whose weights (where names and shapes fit) start the network: fine-tuning,
+    or a new head on a trained body."""
     max_images: int | None = None
     """Use only the first N images of the sorted listing (quick experiments and tests)."""
     num_threads: int | None = None

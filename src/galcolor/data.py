@@ -65,6 +65,10 @@ def load_split(
     if split not in SPLITS:
         raise GalcolorError(f"unknown split {split!r}: choose from {', '.join(SPLITS)}")
     data_dir = Path(data_dir)
+    if data_dir.is_file() and data_dir.suffix.lower() in (".h5", ".hdf5", ".he5"):
+        from .datasets import load_hdf5_split
+
+        return load_hdf5_split(data_dir, split, val_fraction, max_images, progress)
     if not data_dir.is_dir():
         raise GalcolorError(f"{data_dir}: not a folder of images")
     found, _ = find_inputs([data_dir])

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from . import __version__
-from .checkpoint import LoadedModel, load_tensors_with_json, save_checkpoint, save_tensors_with_json
+from .checkpoint import LoadedModel, load_checkpoint, load_tensors_with_json, save_checkpoint, save_tensors_with_json
 from .color import lab_array_to_rgb8, normalise_ab, normalise_lightness, rgb_to_lab
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .data import GalaxySet, lightness_lut, load_split, training_batches
@@ -32,6 +32,7 @@ from .models import build_model, count_parameters
 from .quantize import AbBins, classification_loss, count_bins
 
 SELECTION_METRIC = "de00_fg"  # `best` is the epoch with the lowest validation CIEDE2000 on galaxy pixels
+TEMPERATURES = (0.2, 0.3, 0.38, 0.5, 0.7, 1.0)  # annealed-mean temperatures tried on validation
 
 
 @dataclass
@@ -203,6 +204,9 @@ class Trainer:
             self.class_weights = self.bins.rebalance_weights(config.rebalance_mix).to(device)
         self.model_config = model_config
         self.network = build_model(model_config).to(device).to(memory_format=torch.channels_last)
+        if config.init_from:
+            copied = initialise_from(self.network, Path(config.init_from))
+            log(f"initialised {copied} of {len(self.network.state_dict())} tensors from {config.init_from}")
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.steps_per_epoch = max(1, len(self.train_set) // config.batch_size)
         total_steps = self.steps_per_epoch * config.epochs
@@ -310,10 +314,39 @@ class Trainer:
         finally:
             if tensorboard:
                 tensorboard.close()
+        if self.bins is not None and self.best_metrics:
+            self.choose_temperature()
         return TrainResult(self.run.dir, self.run.best, self.run.last, self.best_epoch, self.best_metrics, self.history)
 
 
+    def choose_temperature(self, candidates: tuple[float, ...] = TEMPERATURES) -> None:
+        """Pick the annealed-mean temperature of the best checkpoint on the validation split
+        (lowest de00_fg) and store it in that checkpoint's config."""
+        best = load_checkpoint(self.run.best, self.device)
+        scores = {}
+        for temperature in candidates:
+            candidate = dataclasses.replace(best, config=dataclasses.replace(best.config, temperature=temperature))
+            scores[temperature] = validate(candidate, self.val_set, self.config.batch_size, self.config.sky_weight)
+        chosen = min(scores, key=lambda t: scores[t][SELECTION_METRIC])
+        self.best_metrics = scores[chosen]
+        meta = {**best.metadata, "val_metrics": scores[chosen], "temperature_scores": {str(t): m[SELECTION_METRIC] for t, m in scores.items()}}
+        config = dataclasses.replace(best.config, temperature=chosen)
+        save_checkpoint(self.run.best, best.network, config, meta, self.lut_ab, self.bins)
+        self.log(f"temperature {chosen} chosen on validation: de00_fg " + ", ".join(f"T={t}: {m[SELECTION_METRIC]:.2f}" for t, m in scores.items()))
+
+
 LOGGED_METRICS = ("val_loss", "psnr", "de00_fg", "ab_fg", "auc_fg", "dcf", "colour_r", "class_auc", "truth_class_auc")
+
+
+def initialise_from(network: torch.nn.Module, path: Path) -> int:
+    """Copy every tensor of a checkpoint whose name and shape fit (e.g. all but a new head)."""
+    source = load_checkpoint(path).network.state_dict()
+    target = network.state_dict()
+    fitting = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    if len(fitting) < len(target) / 2:  # a stray bias of equal shape is no basis for fine-tuning
+        raise GalcolorError(f"{path}: only {len(fitting)} of {len(target)} tensors fit this architecture; is it the same model?")
+    network.load_state_dict(fitting, strict=False)
+    return len(fitting)
 
 
 def training_bins(dataset: GalaxySet) -> AbBins:
