@@ -148,6 +148,7 @@ def test_train_colorize_evaluate_end_to_end(few_galaxies, tmp_path, capsys):
     assert main(["evaluate", str(few_galaxies), "--split", "all", "--max-images", "4", "--model", str(best),
                  "-o", str(report), "--examples", "2", "-q"]) == 0
     assert (report / "report.md").is_file() and (report / "examples.png").is_file()
+    assert (report / "radial_profile.png").is_file() and "Colour that carries physics" in (report / "report.md").read_text()
     with Image.open(report / "examples.png") as figure:
         assert figure.format == "PNG"
     payload = strict_json((report / "report.json").read_text())

@@ -108,6 +108,9 @@ def test_score_images_on_real_galaxies(model, three_galaxies, tmp_path):
         assert 0 <= summary["auc_fg"] <= 1
     # Truth-only metrics do not depend on the method.
     assert len({s["truth_class_auc"] for s in scored.summaries.values()}) == 1
+    # Science rows: real galaxies have a measurable colour gradient, which grey cannot reproduce.
+    assert scored.summaries["gray"]["gradient_err"] > 0
+    assert all("knot_recall" in s and "gradient_err" in s for s in scored.summaries.values())
     # gray keeps the image grey: no colourfulness, so dcf is the truth's colourfulness.
     gray_images = scored.accumulators["gray"].per_image
     assert all(m["colourfulness_pred"] < 1.0 for m in gray_images)

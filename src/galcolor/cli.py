@@ -266,7 +266,7 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from .api import load_model
     from .data import load_split
-    from .evaluate import format_table, methods_for, score_images, write_report
+    from .evaluate import SCIENCE_NAMES, format_table, methods_for, score_images, write_report
 
     model_paths = args.model or [None]
     models, taken = [], {"gray", "lut"}
@@ -286,6 +286,7 @@ def _evaluate(args) -> int:
     if args.json:
         print(json.dumps(_json_safe({**context, "metrics": scored.summaries, "report": str(paths["json"])}), allow_nan=False))
     _say(args, format_table(scored.summaries))
+    _say(args, "\n" + format_table(scored.summaries, SCIENCE_NAMES))
     _say(args, f"\n{len(images)} images; report: {paths['markdown']}")
     return EXIT_OK
 

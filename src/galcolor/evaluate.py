@@ -14,11 +14,12 @@ from tqdm import tqdm
 
 from .baselines import gray_ab, lut_ab
 from .checkpoint import LoadedModel
-from .color import lab_array_to_rgb8, rgb_to_lab
-from .figures import comparison_figure, scatter_figure
+from .color import fit_chroma_to_gamut, lab_to_rgb, rgb_to_lab
+from .figures import comparison_figure, profile_figure, scatter_figure
 from .infer import predict_ab
 from .io import atomic_write_text
 from .metrics import LOWER_IS_BETTER, METRIC_NAMES, MetricAccumulator
+from .science import INNER, KNOT_B, OUTER, RADIAL_EDGES, ScienceAccumulator
 
 AbPredictor = Callable[[torch.Tensor], torch.Tensor]  # (1, 1, H, W) L -> (1, 2, H, W) ab
 
@@ -35,6 +36,7 @@ class Scored:
 
     summaries: dict[str, dict[str, float]]
     accumulators: dict[str, MetricAccumulator]
+    science: dict[str, ScienceAccumulator]
     examples: list[tuple[str, np.ndarray, dict[str, np.ndarray], np.ndarray]] = field(default_factory=list)
 
 
@@ -59,8 +61,9 @@ def score_images(
 ) -> Scored:
     """Colour each (H, W, 3) uint8 image from its L alone with every method and score it."""
     accumulators = {m.name: MetricAccumulator() for m in methods}
+    science = {m.name: ScienceAccumulator() for m in methods}
     chosen = set(np.linspace(0, len(images) - 1, num=min(examples, len(images)), dtype=int).tolist()) if examples else set()
-    scored = Scored({}, accumulators)
+    scored = Scored({}, accumulators, science)
     for index, (rgb8, label) in enumerate(tqdm(list(zip(images, labels)), desc="scoring", unit="img", disable=not progress, leave=False)):
         rgb = torch.from_numpy(np.ascontiguousarray(rgb8, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]  # a copy: PIL arrays are read-only
         with torch.inference_mode():
@@ -70,22 +73,28 @@ def score_images(
         for method in methods:
             with torch.inference_mode():
                 ab = method.predict(true_lab[:, :1]).float().cpu()
-            pred_np = torch.cat([true_lab[:, :1], ab], dim=1)[0].permute(1, 2, 0).numpy()
-            pred_rgb8 = lab_array_to_rgb8(pred_np)
+                # Scored as delivered: the colour the PNG can show, chroma fitted into sRGB.
+                pred_lab = fit_chroma_to_gamut(torch.cat([true_lab[:, :1], ab], dim=1))
+                pred_rgb8 = (lab_to_rgb(pred_lab)[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+            pred_np = pred_lab[0].permute(1, 2, 0).numpy()
             accumulators[method.name].add(true_np, pred_np, rgb8, pred_rgb8, label)
+            science[method.name].add(true_np, pred_np)
             predictions[method.name] = pred_rgb8
         if index in chosen:
             scored.examples.append((names[index], predictions["gray"], predictions, rgb8))
-    scored.summaries = {name: acc.summary() for name, acc in accumulators.items()}
+    scored.summaries = {name: {**acc.summary(), **science[name].summary()} for name, acc in accumulators.items()}
     return scored
 
 
-def format_table(summaries: dict[str, dict[str, float]]) -> str:
+SCIENCE_NAMES = ("gradient_err", "knot_recall", "knot_precision")
+
+
+def format_table(summaries: dict[str, dict[str, float]], metrics: Sequence[str] = METRIC_NAMES) -> str:
     """A Markdown table, one row per method; arrows say which way is better."""
-    header = ["method"] + [f"{m} {'↓' if m in LOWER_IS_BETTER else '↑'}" for m in METRIC_NAMES]
+    header = ["method"] + [f"{m} {'↓' if m in LOWER_IS_BETTER or m == 'gradient_err' else '↑'}" for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, summary in summaries.items():
-        cells = [name] + [_fmt(summary.get(metric, math.nan), metric) for metric in METRIC_NAMES]
+        cells = [name] + [_fmt(summary.get(metric, math.nan), metric) for metric in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -93,7 +102,7 @@ def format_table(summaries: dict[str, dict[str, float]]) -> str:
 def _fmt(value: float, metric: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{value:.3f}" if metric in ("colour_r", "class_auc", "truth_class_auc", "auc_fg") else f"{value:.2f}"
+    return f"{value:.3f}" if metric in ("colour_r", "class_auc", "truth_class_auc", "auc_fg", "knot_recall", "knot_precision") else f"{value:.2f}"
 
 
 def write_report(scored: Scored, report_dir: Path, context: dict, main_method: str) -> dict[str, Path]:
@@ -106,6 +115,13 @@ def write_report(scored: Scored, report_dir: Path, context: dict, main_method: s
     markdown += [f"- {k}: {v}" for k, v in context.items() if k != "data"]
     markdown += ["", format_table(scored.summaries), ""]
     markdown.append("Signal pixels are those with true L > 15; `gray` leaves the image grey, `lut` paints the training split's mean ab for each L.")
+    markdown += ["", "## Colour that carries physics", "", format_table(scored.summaries, SCIENCE_NAMES), "",
+                 f"`gradient_err`: |error| of the inner-minus-outer b* gradient (annuli {RADIAL_EDGES[INNER]}–{RADIAL_EDGES[INNER + 1]} vs "
+                 f"{RADIAL_EDGES[OUTER]}–{RADIAL_EDGES[OUTER + 1]} second-moment radii); knots: compact regions with true b* < {KNOT_B}."]
+    paths["profile"] = report_dir / "radial_profile.png"
+    true_profile = scored.science[main_method].mean_profiles()[0]
+    profile_figure(RADIAL_EDGES, true_profile, {name: acc.mean_profiles()[1] for name, acc in scored.science.items()}, paths["profile"])
+    markdown += ["", "![radial colour profile](radial_profile.png)"]
     if scored.examples:
         paths["examples"] = report_dir / "examples.png"
         comparison_figure(

@@ -151,3 +151,22 @@ def scatter_figure(
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     _save_png(fig, path)
+
+
+def profile_figure(edges, true_profile, predicted: dict, path: Path) -> None:
+    """Mean b* per elliptical annulus: the truth as a thick line, each method beside it."""
+    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    fig = Figure(figsize=(5.5, 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(centres, true_profile, color="black", linewidth=2.5, marker="o", label="truth")
+    for name, profile in predicted.items():
+        ax.plot(centres, profile, linewidth=1.2, marker=".", label=name)
+    ax.axhline(0.0, color="#999999", linewidth=0.8)
+    ax.set_xlabel("elliptical radius (second-moment radii)")
+    ax.set_ylabel("mean b* (blue < 0 < yellow/red)")
+    ax.set_title("Radial colour profile")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    _save_png(fig, path)
