@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     colorize.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help=f"refuse images larger than this (default: {DEFAULT_MAX_PIXELS:,})")
     colorize.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a killed run)")
     colorize.add_argument("--overwrite", action="store_true", help="allow an output to replace its own input file")
+    colorize.add_argument("--samples", type=_non_negative_int, default=0, metavar="N",
+                          help="also write N different plausible colourings, <stem>.sample-K.png (classification models)")
+    colorize.add_argument("--uncertainty", action="store_true",
+                          help="also write <stem>.uncertainty.png and .npy: the spread of the predicted colour in ab units (classification models)")
+    colorize.add_argument("--seed", type=int, default=0, help="seed of the --samples draws (default: 0)")
+    colorize.add_argument("--temperature", type=float, default=None,
+                          help="annealed-mean temperature of a classification model (default: the one chosen on validation)")
     colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file")
     common(colorize)
 
@@ -217,12 +224,20 @@ def _demo(args) -> int:
 def _colorize(args) -> int:
     from .api import load_model
     from .io import atomic_write_text
-    from .pipeline import colorize_files, outcomes_as_dicts, plan_jobs
+    from .api import with_temperature
+    from .diversity import require_distribution
+    from .pipeline import Extras, colorize_files, outcomes_as_dicts, plan_jobs
 
     began = time.perf_counter()
     model = load_model(args.model, args.device)
+    if args.temperature is not None:
+        model = with_temperature(model, args.temperature)
+    extras = Extras(args.samples, args.uncertainty, args.seed)
+    if args.samples or args.uncertainty:
+        require_distribution(model)
     jobs, outcomes = plan_jobs(args.inputs, args.out, args.overwrite, args.skip_existing)
-    outcomes += colorize_files(jobs, model, batch_size=args.batch_size, max_pixels=args.max_pixels, progress=not (args.quiet or args.json))
+    outcomes += colorize_files(jobs, model, batch_size=args.batch_size, max_pixels=args.max_pixels,
+                               progress=not (args.quiet or args.json), extras=extras)
     seconds = time.perf_counter() - began
     counts = {status: sum(o.status == status for o in outcomes) for status in ("coloured", "skipped", "failed")}
     summary = {**counts, "seconds": round(seconds, 2), "images_per_s": round(counts["coloured"] / seconds, 2) if seconds else None, "out": str(args.out)}

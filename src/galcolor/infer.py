@@ -14,6 +14,11 @@ TILE = 1024  # images with a side above this are coloured in overlapping tiles o
 
 def predict_ab(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) L in [0, 100] -> (B, 2, H, W) predicted ab, on the model's device."""
+    return model.decode(network_output(model, lightness))
+
+
+def network_output(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) L in [0, 100] -> the raw network output at (H, W): normalised ab or bin logits."""
     device = next(model.network.parameters()).device
     multiple = model.config.size_multiple
     height, width = lightness.shape[-2:]
@@ -23,7 +28,7 @@ def predict_ab(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
     x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), autocast(device):
         output = model.network(x)
-    return model.decode(output[..., :height, :width])
+    return output[..., :height, :width].float()
 
 
 def colorize_tensor(model: LoadedModel, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import io as io_module
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from .api import colorize_lab_batch
 from .checkpoint import LoadedModel
 from .color import lab_array_to_rgb8
 from .errors import GalcolorError
-from .io import DEFAULT_MAX_PIXELS, DecodedImage, find_inputs, output_path, read_image, write_png
+from .diversity import extra_outputs
+from .infer import TILE
+from .io import DEFAULT_MAX_PIXELS, atomic_write_bytes, DecodedImage, find_inputs, output_path, read_image, write_png
 
 
 @dataclass
@@ -69,6 +73,7 @@ def colorize_files(
     batch_size: int = 8,
     workers: int = 2,
     progress: bool = True,
+    extras: Extras | None = None,
 ) -> list[FileOutcome]:
     """Colour each job's input into its output. Decoding and PNG encoding run in a small thread pool
     (they release the GIL), so the network rarely waits on files; at most 2*workers images wait decoded.
@@ -116,10 +121,44 @@ def colorize_files(
                 continue
             predicted = colorize_lab_batch([decoded.rgb for _, decoded in batch], model)
             for (job, _), lab in zip(batch, predicted):
-                writes.append((job, pool.submit(write_png, job.output, lab_array_to_rgb8(lab))))
+                extra, problem = _extra_arrays(job, lab, model, extras)
+                writes.append((job, pool.submit(_write_outputs, job.output, lab_array_to_rgb8(lab), extra, problem)))
             finish_writes(limit=workers)
         finish_writes(limit=0)
     return outcomes
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What to write beside each coloured PNG (classification models only)."""
+
+    samples: int = 0
+    uncertainty: bool = False
+    seed: int = 0
+
+
+def _extra_arrays(job: Job, lab, model: LoadedModel, extras: Extras | None) -> tuple[dict, str | None]:
+    if extras is None or not (extras.samples or extras.uncertainty):
+        return {}, None
+    if max(lab.shape[:2]) > TILE:
+        return {}, f"{job.source}: coloured, but --samples/--uncertainty work on images up to {TILE} px a side"
+    return extra_outputs(model, lab, extras.samples, extras.uncertainty, extras.seed), None
+
+
+def _write_outputs(path: Path, rgb8, extra: dict, problem: str | None) -> None:
+    """The coloured PNG, then its extras beside it (same stem), each atomically."""
+    write_png(path, rgb8)
+    stem = path.with_suffix("")
+    for suffix, array in extra.items():
+        target = stem.with_name(stem.name + suffix)
+        if suffix.endswith(".npy"):
+            buffer = io_module.BytesIO()
+            np.save(buffer, array)
+            atomic_write_bytes(target, buffer.getvalue())
+        else:
+            write_png(target, array)
+    if problem:
+        raise GalcolorError(problem)
 
 
 def _settle(job: Job, future: Future, status: str) -> FileOutcome:

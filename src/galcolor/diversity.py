@@ -1,0 +1,98 @@
+"""Several plausible colourings, and how unsure the colour is, from a classification model.
+
+A classify head gives a distribution over ab bins at every pixel. Sampling each pixel on its own
+gives speckle; instead every sample draws one Gumbel noise field per bin that is *smooth in space*
+(Gaussian-blurred white noise, rescaled to unit variance, mapped to Gumbel through the normal
+CDF). Each pixel's marginal is then still a draw from its own distribution (the Gumbel-max
+trick), but neighbouring pixels share their draw, so a sample picks one coherent reading of a
+region (say, a blue arm or a yellow one) rather than a mixture of both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import LoadedModel
+from .errors import GalcolorError
+from .infer import network_output
+
+CORRELATION_PIXELS = 12.0  # standard deviation of the blur that makes the noise smooth
+SOFTNESS = 0.5  # Gumbel-softmax temperature: 0 picks one bin per pixel, 1 mixes neighbours
+
+
+def require_distribution(model: LoadedModel) -> None:
+    if model.bins is None:
+        source = model.source or "this model"
+        raise GalcolorError(f"{source}: samples and uncertainty need a classification model (train --head classify)")
+
+
+def smooth_gumbel(shape: tuple[int, ...], generator: torch.Generator, sigma: float = CORRELATION_PIXELS) -> torch.Tensor:
+    """(B, Q, H, W) Gumbel(0, 1) noise whose field is correlated over about sigma pixels."""
+    white = torch.randn(shape, generator=generator)
+    radius = max(1, int(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.norm()  # unit L2 norm: a blurred unit-variance field keeps variance 1
+    channels = shape[1]
+    flat = white.reshape(-1, 1, *shape[2:])
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect" if shape[3] > radius else "replicate"), kernel.view(1, 1, 1, -1))
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect" if shape[2] > radius else "replicate"), kernel.view(1, 1, -1, 1))
+    normal = flat.reshape(shape[0], channels, *shape[2:])
+    uniform = (0.5 * (1 + torch.erf(normal / math.sqrt(2)))).clamp(1e-6, 1 - 1e-6)
+    return -torch.log(-torch.log(uniform))
+
+
+def sample_ab(
+    model: LoadedModel, lightness: torch.Tensor, count: int, seed: int = 0, correlation: float = CORRELATION_PIXELS
+) -> list[torch.Tensor]:
+    """`count` colourings of (B, 1, H, W) L, each (B, 2, H, W) ab on the CPU."""
+    require_distribution(model)
+    logits = network_output(model, lightness).cpu()
+    # The calibrated distribution (T = 1), not the annealed one: annealing serves the single best
+    # guess and would collapse every sample onto the mode.
+    log_p = torch.log_softmax(logits, dim=1)
+    generator = torch.Generator().manual_seed(seed)
+    centres = model.bins.centres.float()
+    samples = []
+    for _ in range(count):
+        weights = torch.softmax((log_p + smooth_gumbel(tuple(logits.shape), generator, correlation)) / SOFTNESS, dim=1)
+        samples.append(torch.einsum("bqhw,qc->bchw", weights, centres))
+    return samples
+
+
+def uncertainty(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) L -> (B, 1, H, W) the spread (standard deviation, ab units) of the predicted colour."""
+    require_distribution(model)
+    return model.bins.spread(network_output(model, lightness)).cpu()
+
+
+UNCERTAINTY_SCALE = 40.0  # ab units at the top of the uncertainty colour map, fixed so maps compare
+
+
+def extra_outputs(model: LoadedModel, lab: "np.ndarray", samples: int, want_uncertainty: bool, seed: int) -> dict[str, "np.ndarray"]:
+    """For one coloured image (H, W, 3 Lab): {file suffix: array} of its samples and uncertainty.
+
+    '.sample-K.png' are uint8 RGB colourings, '.uncertainty.png' a uint8 RGB map (magma, 0 to
+    UNCERTAINTY_SCALE ab units), '.uncertainty.npy' the raw float32 spread in ab units.
+    """
+    import numpy as np
+    from matplotlib import colormaps
+
+    from .color import lab_array_to_rgb8
+
+    require_distribution(model)
+    lightness = torch.from_numpy(np.ascontiguousarray(lab[..., 0], dtype=np.float32))[None, None]
+    outputs: dict[str, np.ndarray] = {}
+    if samples:
+        for index, ab in enumerate(sample_ab(model, lightness, samples, seed), start=1):
+            sampled = np.concatenate([lab[..., :1], ab[0].permute(1, 2, 0).numpy()], axis=2)
+            outputs[f".sample-{index}.png"] = lab_array_to_rgb8(sampled)
+    if want_uncertainty:
+        spread = uncertainty(model, lightness)[0, 0].numpy().astype(np.float32)
+        outputs[".uncertainty.npy"] = spread
+        rgba = colormaps["magma"](np.clip(spread / UNCERTAINTY_SCALE, 0.0, 1.0))
+        outputs[".uncertainty.png"] = (rgba[..., :3] * 255).round().astype(np.uint8)
+    return outputs
