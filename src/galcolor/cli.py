@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also write N different plausible colourings, <stem>.sample-K.png (classification models)")
     colorize.add_argument("--uncertainty", action="store_true",
                           help="also write <stem>.uncertainty.png and .npy: the spread of the predicted colour in ab units (classification models)")
+    colorize.add_argument("--fits", action="store_true",
+                          help="also write <stem>.fits: the colour planes as a float32 cube, keeping a FITS input's WCS")
     colorize.add_argument("--seed", type=int, default=0, help="seed of the --samples draws (default: 0)")
     colorize.add_argument("--temperature", type=float, default=None,
                           help="annealed-mean temperature of a classification model (default: the one chosen on validation)")
@@ -232,7 +234,7 @@ def _colorize(args) -> int:
     model = load_model(args.model, args.device)
     if args.temperature is not None:
         model = with_temperature(model, args.temperature)
-    extras = Extras(args.samples, args.uncertainty, args.seed)
+    extras = Extras(args.samples, args.uncertainty, args.seed, args.fits)
     if args.samples or args.uncertainty:
         require_distribution(model)
     jobs, outcomes = plan_jobs(args.inputs, args.out, args.overwrite, args.skip_existing)

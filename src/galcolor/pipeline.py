@@ -17,6 +17,7 @@ from .checkpoint import LoadedModel
 from .color import lab_array_to_rgb8
 from .errors import GalcolorError
 from .diversity import extra_outputs
+from .fits_output import write_fits_rgb
 from .infer import TILE
 from .io import DEFAULT_MAX_PIXELS, atomic_write_bytes, DecodedImage, find_inputs, output_path, read_image, write_png
 
@@ -120,9 +121,11 @@ def colorize_files(
             if not batch:
                 continue
             predicted = colorize_lab_batch([decoded.rgb for _, decoded in batch], model)
-            for (job, _), lab in zip(batch, predicted):
+            for (job, decoded), lab in zip(batch, predicted):
                 extra, problem = _extra_arrays(job, lab, model, extras)
-                writes.append((job, pool.submit(_write_outputs, job.output, lab_array_to_rgb8(lab), extra, problem)))
+                header = decoded.fits_header if extras and extras.fits else None
+                writes.append((job, pool.submit(_write_outputs, job.output, lab_array_to_rgb8(lab), extra, problem,
+                                                bool(extras and extras.fits), header)))
             finish_writes(limit=workers)
         finish_writes(limit=0)
     return outcomes
@@ -135,6 +138,7 @@ class Extras:
     samples: int = 0
     uncertainty: bool = False
     seed: int = 0
+    fits: bool = False  # also <stem>.fits: colour planes with the input's WCS
 
 
 def _extra_arrays(job: Job, lab, model: LoadedModel, extras: Extras | None) -> tuple[dict, str | None]:
@@ -145,10 +149,12 @@ def _extra_arrays(job: Job, lab, model: LoadedModel, extras: Extras | None) -> t
     return extra_outputs(model, lab, extras.samples, extras.uncertainty, extras.seed), None
 
 
-def _write_outputs(path: Path, rgb8, extra: dict, problem: str | None) -> None:
+def _write_outputs(path: Path, rgb8, extra: dict, problem: str | None, fits: bool = False, header=None) -> None:
     """The coloured PNG, then its extras beside it (same stem), each atomically."""
     write_png(path, rgb8)
     stem = path.with_suffix("")
+    if fits:
+        write_fits_rgb(stem.with_name(stem.name + ".fits"), rgb8, header)
     for suffix, array in extra.items():
         target = stem.with_name(stem.name + suffix)
         if suffix.endswith(".npy"):
