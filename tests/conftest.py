@@ -10,6 +10,17 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SDSS = SHARED_DATA / "sdss-gz2"
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny test models run faster on one thread, and results don't depend on the core count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def sdss_dir() -> Path:
     """The real SDSS colour galaxies (../shared/data/sdss-gz2); tests that need them skip without."""

@@ -25,14 +25,6 @@ from galcolor.models import build_model
 TINY = ModelConfig(arch="unet", base_width=4, depth=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def trained_looking(config: ModelConfig) -> torch.nn.Module:
     """A network whose weights AND batch-norm statistics differ from a fresh build's."""
     torch.manual_seed(1)

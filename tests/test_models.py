@@ -12,15 +12,6 @@ from galcolor.models.seed import SeedColorizer
 from galcolor.models.unet import UNetColorizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run far faster on one thread when the CPUs are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 CONFIGS = [
     ModelConfig(arch="seed"),
     ModelConfig(arch="unet", base_width=4, depth=2),

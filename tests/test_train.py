@@ -27,15 +27,6 @@ TINY = ModelConfig(arch="unet", base_width=4, depth=2)
 QUICK = TrainConfig(epochs=2, batch_size=4, crop=32, num_threads=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """train() sets the global thread count; put it back for the tests that follow."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def quiet(text: str) -> None:
     pass
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -72,13 +73,12 @@ def uncertainty(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
 UNCERTAINTY_SCALE = 40.0  # ab units at the top of the uncertainty colour map, fixed so maps compare
 
 
-def extra_outputs(model: LoadedModel, lab: "np.ndarray", samples: int, want_uncertainty: bool, seed: int) -> dict[str, "np.ndarray"]:
+def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncertainty: bool, seed: int) -> dict[str, np.ndarray]:
     """For one coloured image (H, W, 3 Lab): {file suffix: array} of its samples and uncertainty.
 
     '.sample-K.png' are uint8 RGB colourings, '.uncertainty.png' a uint8 RGB map (magma, 0 to
     UNCERTAINTY_SCALE ab units), '.uncertainty.npy' the raw float32 spread in ab units.
     """
-    import numpy as np
     from matplotlib import colormaps
 
     from .color import lab_array_to_rgb8
