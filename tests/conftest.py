@@ -57,3 +57,17 @@ def tiny_model_path(few_galaxies: Path, tmp_path_factory) -> Path:
         progress=False, log=lambda text: None,
     )
     return result.best_path
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_path(few_galaxies: Path, tmp_path_factory) -> Path:
+    """best.safetensors of a tiny U-Net with a classification head (ab bins), 1 epoch on `few_galaxies`."""
+    from galcolor.config import ModelConfig, TrainConfig
+    from galcolor.train import train
+
+    run = tmp_path_factory.mktemp("tiny_cls_run") / "run"
+    result = train(
+        few_galaxies, run, ModelConfig(arch="unet", base_width=4, depth=2, head="classify"),
+        TrainConfig(epochs=1, batch_size=4, crop=64), progress=False, log=lambda text: None,
+    )
+    return result.best_path

@@ -62,7 +62,8 @@ def test_grey_upload_gives_a_colour_png_of_the_same_size(colorizer, galaxy_jpeg:
         im.convert("L").save(grey_upload)
         width, height = im.size
 
-    grey, colour_path, download_path, status = colorizer(str(grey_upload), "launch")
+    grey, colour_path, download_path, uncertainty_map, status = colorizer(str(grey_upload), "launch")
+    assert uncertainty_map is None and "regresses colour" in status  # the tiny model is a regressor
 
     assert grey.shape == (height, width, 3) and grey.dtype == np.uint8
     assert colour_path == download_path
@@ -84,7 +85,7 @@ def test_a_fits_upload_is_coloured(colorizer, tmp_path: Path) -> None:
     path = tmp_path / "frame.fits"
     fits.PrimaryHDU(sky).writeto(path)
 
-    grey, colour_path, _, _ = colorizer(str(path), "launch")
+    grey, colour_path, _, _, _ = colorizer(str(path), "launch")
 
     assert grey.shape == (40, 60, 3)
     with Image.open(colour_path) as result:
@@ -254,3 +255,15 @@ def test_browser_uploads_a_galaxy_and_gets_it_coloured(
     # Gradio's multipart parser leaves one empty temp file per upload; nothing with content stays.
     left = [p for p in (tmp_path / "gradio").rglob("*") if p.is_file() and p.stat().st_size > 0]
     assert not left, f"uploads and results should be deleted when the server closes: {left[:5]}"
+
+
+def test_a_classification_model_shows_its_uncertainty_and_obeys_the_temperature(tiny_classifier_path, galaxy_jpeg, tmp_path):
+    classifier = web.Colorizer(web.model_choices(tiny_classifier_path), output_root=tmp_path / "results")
+    with Image.open(galaxy_jpeg) as image:
+        width, height = image.size
+    _, vivid_path, _, uncertainty_map, status = classifier(str(galaxy_jpeg), "launch", 0.05)
+    _, mean_path, _, _, _ = classifier(str(galaxy_jpeg), "launch", 1.0)
+    assert uncertainty_map is not None and uncertainty_map.shape == (height, width, 3)
+    assert "uncertainty" not in status.lower()
+    with Image.open(vivid_path) as vivid, Image.open(mean_path) as mean:
+        assert not np.array_equal(np.asarray(vivid), np.asarray(mean))

@@ -117,9 +117,11 @@ def _megabytes(size: int) -> str:
 
 
 class Colorizer:
-    """The app's colour function, callable without a browser: (upload path, model key) -> outputs.
+    """The app's colour function, callable without a browser: (upload path, model key, temperature) -> outputs.
 
-    Returns (grey uint8 (H, W, 3), colour PNG path, the same PNG path for download, a status line).
+    Returns (grey uint8 (H, W, 3), colour PNG path, the same PNG path for download, uncertainty map
+    uint8 (H, W, 3) or None, a status line). The map and the temperature apply to classification
+    models; a temperature of 0 keeps the model's own (chosen on its validation split).
     Every problem the user can cause raises ``gradio.Error`` with one line naming the uploaded file.
     """
 
@@ -157,14 +159,14 @@ class Colorizer:
         root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="galcolor-", dir=root))
 
-    def __call__(self, file_path: str | Path | None, model_key: str | None = None):
+    def __call__(self, file_path: str | Path | None, model_key: str | None = None, temperature: float = 0.0):
         gradio = _require_gradio()
         if not file_path:
             raise gradio.Error("Choose an image file first (JPEG, PNG, TIFF or FITS).", print_exception=False)
         path = Path(file_path)
         name = _display_name(path)
         try:
-            return self._colorize(path, name, model_key or next(iter(self.choices)))
+            return self._colorize(path, name, model_key or next(iter(self.choices)), temperature)
         except InputError as err:  # the temp path means nothing to the user: name the file they chose
             raise gradio.Error(f"{name}: {err.problem}", print_exception=False) from None
         except GalcolorError as err:
@@ -176,16 +178,18 @@ class Colorizer:
             reason = " ".join(str(err).split())[:160] or type(err).__name__
             raise gradio.Error(f"{name}: could not colour this image ({type(err).__name__}: {reason})", print_exception=False) from None
 
-    def on_model_change(self, file_path: str | Path | None, model_key: str | None):
+    def on_model_change(self, file_path: str | Path | None, model_key: str | None, temperature: float = 0.0):
         """Re-colour the current upload with the newly chosen model; nothing to do before an upload."""
         if not file_path:
             gradio = _require_gradio()
-            return gradio.skip(), gradio.skip(), gradio.skip(), gradio.skip()
-        return self(file_path, model_key)
+            return (gradio.skip(),) * 5
+        return self(file_path, model_key, temperature)
 
-    def _colorize(self, path: Path, name: str, model_key: str):
-        from .api import colorize_lab
+    def _colorize(self, path: Path, name: str, model_key: str, temperature: float = 0.0):
+        from .api import colorize_lab, with_temperature
         from .color import lab_array_to_rgb8
+        from .diversity import extra_outputs
+        from .infer import TILE
 
         try:
             size = path.stat().st_size
@@ -196,8 +200,17 @@ class Colorizer:
         decoded = read_image(path, max_pixels=self.max_pixels)
         choice = self.choices.get(model_key)
         model = self.model(model_key)
+        if temperature and model.bins is not None:
+            model = with_temperature(model, float(temperature))
         began = time.perf_counter()
         predicted, input_lab = colorize_lab(decoded.rgb, model)
+        uncertainty_map, uncertainty_note = None, " No uncertainty map: this model regresses colour (train --head classify for one)."
+        if model.bins is not None:
+            if max(predicted.shape[:2]) <= TILE:
+                uncertainty_map = extra_outputs(model, predicted, 0, True, 0)[".uncertainty.png"]
+                uncertainty_note = ""
+            else:
+                uncertainty_note = f" No uncertainty map for images over {TILE} px a side."
         seconds = time.perf_counter() - began
         grey_lab = np.zeros_like(input_lab)
         grey_lab[..., 0] = input_lab[..., 0]
@@ -207,8 +220,8 @@ class Colorizer:
         write_png(png, colour)
         height, width = colour.shape[:2]
         note = " Colour input: only its lightness was used." if decoded.is_colour else ""
-        status = f"**{_md_escape(name)}**: {width}×{height} px, coloured by {_md_escape(choice.label)} in {seconds:.1f} s.{note}"
-        return grey, str(png), str(png), status
+        status = f"**{_md_escape(name)}**: {width}×{height} px, coloured by {_md_escape(choice.label)} in {seconds:.1f} s.{note}{uncertainty_note}"
+        return grey, str(png), str(png), uncertainty_map, status
 
 
 def _theme():
@@ -249,6 +262,10 @@ def build_app(
                 model = gradio.Dropdown(
                     choices=[(c.label, c.key) for c in choices], value=choices[0].key, label="Model", elem_id="galcolor-model",
                 )
+                temperature = gradio.Slider(
+                    minimum=0.0, maximum=1.0, value=0.0, step=0.01, elem_id="galcolor-temperature",
+                    label="Temperature (classification models: lower is more vivid; 0 keeps the model's own)",
+                )
                 button = gradio.Button("Colour", variant="primary", elem_id="galcolor-run")
         status = gradio.Markdown(elem_id="galcolor-status")
         with gradio.Row(equal_height=True):
@@ -260,15 +277,16 @@ def build_app(
                 label="Colour (predicted)", type="filepath", format="png", interactive=False,
                 buttons=["download", "fullscreen"], elem_id="galcolor-colour",
             )
-            # Uncertainty map: a future feature. When a model predicts per-pixel uncertainty, its map
-            # goes here as a third gr.Image (and a fifth output of Colorizer.__call__); until then the
-            # app shows nothing rather than an invented map.
+            uncertainty = gradio.Image(
+                label="Uncertainty (spread of the predicted colour; brighter is less sure)", type="numpy", format="png",
+                interactive=False, buttons=["fullscreen"], elem_id="galcolor-uncertainty",
+            )
         download = gradio.File(label="Download the colour PNG", interactive=False, elem_id="galcolor-download")
 
-        outputs = [grey, colour, download, status]
-        gradio.on([upload.upload, button.click], colorizer, inputs=[upload, model], outputs=outputs)
-        model.change(colorizer.on_model_change, inputs=[upload, model], outputs=outputs)
-        upload.clear(lambda: (None, None, None, ""), outputs=outputs, queue=False)
+        outputs = [grey, colour, download, uncertainty, status]
+        gradio.on([upload.upload, button.click], colorizer, inputs=[upload, model, temperature], outputs=outputs)
+        model.change(colorizer.on_model_change, inputs=[upload, model, temperature], outputs=outputs)
+        upload.clear(lambda: (None, None, None, None, ""), outputs=outputs, queue=False)
 
     demo.queue(default_concurrency_limit=max_concurrent, max_size=QUEUE_PER_WORKER * max_concurrent)
     demo.galcolor_colorizer = colorizer  # for tests and embedding: the same function the page calls
