@@ -143,3 +143,28 @@ def test_a_method_that_knows_the_truth_scores_perfectly(three_galaxies):
     assert summary["auc_fg"] > 0.99 and summary["psnr"] > 40
     assert summary["colour_r"] > 0.999
     assert summary["class_auc"] == summary["truth_class_auc"]
+
+
+def test_a_classifier_is_scored_on_how_well_its_uncertainty_predicts_its_error(tiny_classifier_path, three_galaxies):
+    from galcolor.checkpoint import load_checkpoint
+
+    images, labels, names = three_galaxies
+    scored = score_images(images, labels, names, methods_for([("cls", load_checkpoint(tiny_classifier_path))]), progress=False)
+    value = scored.summaries["cls"]["uncertainty_spearman"]
+    assert -1.0 <= value <= 1.0
+    assert "uncertainty_spearman" not in scored.summaries["gray"]  # a baseline has no uncertainty to score
+
+
+def test_uncertainty_calibration_is_one_when_spread_ranks_error_perfectly():
+    from galcolor.evaluate import UncertaintyCalibration
+
+    true = np.zeros((8, 8, 3))
+    true[..., 0] = 50
+    pred = true.copy()
+    pred[..., 1] = np.arange(64).reshape(8, 8)  # error grows pixel by pixel
+    calibration = UncertaintyCalibration()
+    calibration.add(true, pred, spread=np.arange(64).reshape(8, 8) * 0.1)
+    assert calibration.summary()["uncertainty_spearman"] == pytest.approx(1.0)
+    reversed_calibration = UncertaintyCalibration()
+    reversed_calibration.add(true, pred, spread=-np.arange(64).reshape(8, 8))
+    assert reversed_calibration.summary()["uncertainty_spearman"] == pytest.approx(-1.0)

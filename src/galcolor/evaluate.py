@@ -18,7 +18,8 @@ from .color import fit_chroma_to_gamut, lab_to_rgb, rgb_to_lab
 from .figures import comparison_figure, profile_figure, scatter_figure
 from .infer import predict_ab
 from .io import atomic_write_text
-from .metrics import LOWER_IS_BETTER, METRIC_NAMES, MetricAccumulator
+from .diversity import uncertainty
+from .metrics import LOWER_IS_BETTER, METRIC_NAMES, SIGNAL_L, MetricAccumulator
 from .science import INNER, KNOT_B, OUTER, RADIAL_EDGES, ScienceAccumulator
 
 AbPredictor = Callable[[torch.Tensor], torch.Tensor]  # (1, 1, H, W) L -> (1, 2, H, W) ab
@@ -28,6 +29,7 @@ AbPredictor = Callable[[torch.Tensor], torch.Tensor]  # (1, 1, H, W) L -> (1, 2,
 class Method:
     name: str
     predict: AbPredictor
+    spread: AbPredictor | None = None  # (1, 1, H, W) L -> (1, 1, H, W) predicted uncertainty, where the model has one
 
 
 @dataclass
@@ -47,7 +49,8 @@ def methods_for(models: Sequence[tuple[str, LoadedModel]]) -> list[Method]:
     if table is not None:
         methods.append(Method("lut", lambda lightness, table=table: lut_ab(lightness, table)))
     for name, model in models:
-        methods.append(Method(name, lambda lightness, model=model: predict_ab(model, lightness)))
+        spread = (lambda lightness, model=model: uncertainty(model, lightness)) if model.bins is not None else None
+        methods.append(Method(name, lambda lightness, model=model: predict_ab(model, lightness), spread))
     return methods
 
 
@@ -62,6 +65,7 @@ def score_images(
     """Colour each (H, W, 3) uint8 image from its L alone with every method and score it."""
     accumulators = {m.name: MetricAccumulator() for m in methods}
     science = {m.name: ScienceAccumulator() for m in methods}
+    calibration = {m.name: UncertaintyCalibration() for m in methods if m.spread is not None}
     chosen = set(np.linspace(0, len(images) - 1, num=min(examples, len(images)), dtype=int).tolist()) if examples else set()
     scored = Scored({}, accumulators, science)
     for index, (rgb8, label) in enumerate(tqdm(list(zip(images, labels)), desc="scoring", unit="img", disable=not progress, leave=False)):
@@ -79,14 +83,47 @@ def score_images(
             pred_np = pred_lab[0].permute(1, 2, 0).numpy()
             accumulators[method.name].add(true_np, pred_np, rgb8, pred_rgb8, label)
             science[method.name].add(true_np, pred_np)
+            if method.spread is not None:
+                with torch.inference_mode():
+                    spread = method.spread(true_lab[:, :1])[0, 0].numpy()
+                calibration[method.name].add(true_np, pred_np, spread)
             predictions[method.name] = pred_rgb8
         if index in chosen:
             scored.examples.append((names[index], predictions["gray"], predictions, rgb8))
-    scored.summaries = {name: {**acc.summary(), **science[name].summary()} for name, acc in accumulators.items()}
+    scored.summaries = {
+        name: {**acc.summary(), **science[name].summary(), **(calibration[name].summary() if name in calibration else {})}
+        for name, acc in accumulators.items()
+    }
     return scored
 
 
-SCIENCE_NAMES = ("gradient_err", "knot_recall", "knot_precision")
+SCIENCE_NAMES = ("gradient_err", "knot_recall", "knot_precision", "uncertainty_spearman")
+
+
+@dataclass
+class UncertaintyCalibration:
+    """Does predicted uncertainty mean anything? Spearman correlation, over signal pixels pooled
+    across images, between the predicted spread and the actual ab error."""
+
+    per_image_pixels: int = 4000  # a fixed random subset per image keeps memory flat on big sets
+    spreads: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+    def add(self, true_lab: np.ndarray, pred_lab: np.ndarray, spread: np.ndarray) -> None:
+        signal = np.flatnonzero(true_lab[..., 0].ravel() > SIGNAL_L)
+        if signal.size == 0:
+            return
+        chosen = np.random.default_rng(len(self.spreads)).choice(signal, size=min(signal.size, self.per_image_pixels), replace=False)
+        error = np.linalg.norm((true_lab[..., 1:] - pred_lab[..., 1:]).reshape(-1, 2)[chosen], axis=1)
+        self.spreads.append(spread.ravel()[chosen])
+        self.errors.append(error)
+
+    def summary(self) -> dict[str, float]:
+        if not self.spreads:
+            return {"uncertainty_spearman": float("nan")}
+        from scipy.stats import spearmanr
+
+        return {"uncertainty_spearman": float(spearmanr(np.concatenate(self.spreads), np.concatenate(self.errors)).statistic)}
 
 
 def format_table(summaries: dict[str, dict[str, float]], metrics: Sequence[str] = METRIC_NAMES) -> str:
@@ -102,7 +139,7 @@ def format_table(summaries: dict[str, dict[str, float]], metrics: Sequence[str] 
 def _fmt(value: float, metric: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{value:.3f}" if metric in ("colour_r", "class_auc", "truth_class_auc", "auc_fg", "knot_recall", "knot_precision") else f"{value:.2f}"
+    return f"{value:.3f}" if metric in ("colour_r", "class_auc", "truth_class_auc", "auc_fg", "knot_recall", "knot_precision", "uncertainty_spearman") else f"{value:.2f}"
 
 
 def write_report(scored: Scored, report_dir: Path, context: dict, main_method: str) -> dict[str, Path]:
@@ -117,7 +154,8 @@ def write_report(scored: Scored, report_dir: Path, context: dict, main_method: s
     markdown.append("Signal pixels are those with true L > 15; `gray` leaves the image grey, `lut` paints the training split's mean ab for each L.")
     markdown += ["", "## Colour that carries physics", "", format_table(scored.summaries, SCIENCE_NAMES), "",
                  f"`gradient_err`: |error| of the inner-minus-outer b* gradient (annuli {RADIAL_EDGES[INNER]}–{RADIAL_EDGES[INNER + 1]} vs "
-                 f"{RADIAL_EDGES[OUTER]}–{RADIAL_EDGES[OUTER + 1]} second-moment radii); knots: compact regions with true b* < {KNOT_B}."]
+                 f"{RADIAL_EDGES[OUTER]}–{RADIAL_EDGES[OUTER + 1]} second-moment radii); knots: compact regions with true b* < {KNOT_B}; "
+                 "`uncertainty_spearman`: rank correlation of a classifier's predicted spread with its actual ab error on signal pixels."]
     paths["profile"] = report_dir / "radial_profile.png"
     true_profile = scored.science[main_method].mean_profiles()[0]
     profile_figure(RADIAL_EDGES, true_profile, {name: acc.mean_profiles()[1] for name, acc in scored.science.items()}, paths["profile"])
