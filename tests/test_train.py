@@ -4,6 +4,7 @@ refuses what would lose work."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -147,12 +148,14 @@ def stop_after_first_epoch(text: str) -> None:
         raise Interrupted(text)
 
 
-def test_resume_continues_exactly_where_the_run_stopped(few_galaxies, tmp_path):
-    straight = train(few_galaxies, tmp_path / "straight", TINY, QUICK, progress=False, log=quiet)
+@pytest.mark.parametrize("config", [QUICK, dataclasses.replace(QUICK, adversarial_weight=0.1)], ids=["plain", "adversarial"])
+def test_resume_continues_exactly_where_the_run_stopped(few_galaxies, tmp_path, config):
+    """Also with a discriminator: its weights and optimizer travel in the resume state."""
+    straight = train(few_galaxies, tmp_path / "straight", TINY, config, progress=False, log=quiet)
 
     interrupted_dir = tmp_path / "interrupted"
     with pytest.raises(Interrupted):
-        train(few_galaxies, interrupted_dir, TINY, QUICK, progress=False, log=stop_after_first_epoch)
+        train(few_galaxies, interrupted_dir, TINY, config, progress=False, log=stop_after_first_epoch)
     assert load_checkpoint(interrupted_dir / "last.safetensors").metadata["epoch"] == 1
     assert len(read_log(interrupted_dir / "log.csv")) == 1
 
@@ -298,3 +301,23 @@ def test_init_from_copies_the_trained_body_into_a_new_head(few_galaxies, tmp_pat
     assert torch.equal(state["stem.0.weight"], source.network.state_dict()["stem.0.weight"])
     with pytest.raises(GalcolorError):
         initialise_from(build_model(ModelConfig(arch="seed")), tiny_model_path)
+
+
+def test_the_patch_discriminator_judges_patches_and_trains():
+    from galcolor.models.discriminator import PatchDiscriminator
+
+    discriminator = PatchDiscriminator(width=8)
+    lightness, ab = torch.rand(2, 1, 64, 64), torch.rand(2, 2, 64, 64) * 2 - 1
+    verdict = discriminator(lightness, ab)
+    assert verdict.shape[:2] == (2, 1) and 4 <= verdict.shape[-1] <= 8  # one logit per patch
+    verdict.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in discriminator.parameters())
+
+
+def test_adversarial_training_changes_the_result_and_keeps_the_discriminator_out_of_checkpoints(few_galaxies, tmp_path):
+    plain = train(few_galaxies, tmp_path / "plain", TINY, QUICK, progress=False, log=quiet)
+    adversarial = train(few_galaxies, tmp_path / "adv", TINY, dataclasses.replace(QUICK, adversarial_weight=0.5), progress=False, log=quiet)
+    a, b = load_file(str(plain.last_path)), load_file(str(adversarial.last_path))
+    assert a.keys() == b.keys()  # the model file holds the colourizer only
+    assert any(not torch.allclose(a[k].float(), b[k].float()) for k in a if k.startswith("model."))
+    assert any(k.startswith("disc.") for k in load_file(str(tmp_path / "adv" / "last.state.safetensors")))

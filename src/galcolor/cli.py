@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--head", choices=("regress", "classify"), default=model_defaults.head,
                        help="regress: ab by L1 regression; classify: ab bins with class rebalancing (Zhang et al. 2016)")
     train.add_argument("--rebalance-mix", type=float, default=train_defaults.rebalance_mix, help="classify: λ of the class rebalancing (default: 0.5)")
+    train.add_argument("--adversarial-weight", type=_non_negative_float, default=train_defaults.adversarial_weight,
+                       help="weight of a PatchGAN (pix2pix) term; 0 (default) trains without a discriminator")
     train.add_argument("--init-from", type=Path, default=None, help="start from this checkpoint's weights where they fit (fine-tuning)")
     train.add_argument("--epochs", type=_positive_int, default=train_defaults.epochs, help=f"default: {train_defaults.epochs}")
     train.add_argument("--batch-size", type=_positive_int, default=train_defaults.batch_size, help=f"default: {train_defaults.batch_size}")
@@ -266,7 +268,7 @@ def _train(args) -> int:
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
         sky_weight=args.sky_weight, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
-        num_threads=args.threads, rebalance_mix=args.rebalance_mix, init_from=str(args.init_from) if args.init_from else None,
+        num_threads=args.threads, rebalance_mix=args.rebalance_mix, adversarial_weight=args.adversarial_weight, init_from=str(args.init_from) if args.init_from else None,
     )
     result = train(
         args.data_dir, args.out, model_config, train_config, resume=args.resume, device=args.device,

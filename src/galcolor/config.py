@@ -63,6 +63,9 @@ class TrainConfig:
     """Loss weight of sky pixels (true L <= 15) relative to signal pixels."""
     val_fraction: float = 0.15
     seed: int = 0
+    adversarial_weight: float = 0.0
+    """Weight of a PatchGAN term (pix2pix) added to the loss; 0 trains without a discriminator.
+    Usually with init_from: adversarial fine-tuning of a trained model."""
     init_from: str | None = None
     """A checkpoint whose weights (where names and shapes fit) start the network: fine-tuning,
     or a new head on a trained body."""
@@ -81,6 +84,8 @@ class TrainConfig:
             raise GalcolorError("crop_jitter must lie between 0 and 1")
         if not self.lr > 0.0 or self.weight_decay < 0.0:
             raise GalcolorError("the learning rate must be positive and the weight decay not negative")
+        if self.adversarial_weight < 0.0:
+            raise GalcolorError("adversarial_weight must not be negative")
         if not 0.0 <= self.rebalance_mix <= 1.0:
             raise GalcolorError("rebalance_mix must lie between 0 and 1")
         if self.sky_weight < 0.0:

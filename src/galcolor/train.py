@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import __version__
@@ -29,6 +30,7 @@ from .infer import colorize_tensor
 from .io import atomic_write_text
 from .metrics import SIGNAL_L, MetricAccumulator
 from .models import build_model, count_parameters
+from .models.discriminator import PatchDiscriminator
 from .quantize import AbBins, classification_loss, count_bins
 
 SELECTION_METRIC = "de00_fg"  # `best` is the epoch with the lowest validation CIEDE2000 on galaxy pixels
@@ -59,10 +61,10 @@ def _lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _optimizer_to_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     state = optimizer.state_dict()
     tensors = {
-        f"optim.{index}.{key}": value
+        f"{prefix}.{index}.{key}": value
         for index, slots in state["state"].items()
         for key, value in slots.items()
         if isinstance(value, torch.Tensor)
@@ -70,10 +72,10 @@ def _optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, t
     return tensors, {"param_groups": state["param_groups"]}
 
 
-def _optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], payload: dict) -> None:
+def _optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], payload: dict, prefix: str = "optim") -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
-        if name.startswith("optim."):
+        if name.startswith(prefix + "."):
             _, index, key = name.split(".", 2)
             state.setdefault(int(index), {})[key] = value
     groups = payload["param_groups"]
@@ -213,6 +215,10 @@ class Trainer:
         warmup = min(200, max(1, total_steps // 20))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: _lr_factor(s, total_steps, warmup))
         self.start_epoch, self.history, self.best_epoch, self.best_metrics = 0, [], 0, {}
+        self.discriminator = None
+        if config.adversarial_weight > 0:
+            self.discriminator = PatchDiscriminator().to(device).to(memory_format=torch.channels_last)
+            self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.999))
 
     def model(self) -> LoadedModel:
         return LoadedModel(self.network, self.model_config, lut_ab=self.lut_ab, bins=self.bins)
@@ -238,23 +244,44 @@ class Trainer:
         tensors, payload = load_tensors_with_json(self.run.state)
         self.network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _optimizer_from_tensors(self.optimizer, tensors, payload["optimizer"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc.")})
+            _optimizer_from_tensors(self.d_optimizer, tensors, payload["d_optimizer"], prefix="doptim")
         self.scheduler.load_state_dict(payload["scheduler"])
         self.start_epoch, self.history = payload["epoch"], payload["history"]
         self.best_epoch, self.best_metrics = payload["best_epoch"], payload["best_metrics"]
         self.log(f"resuming {self.run.dir} after epoch {self.start_epoch}")
 
-    def loss(self, batch: torch.Tensor) -> torch.Tensor:
-        """(B, 3, crop, crop) uint8 sRGB -> the training loss of one batch."""
+    def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
+        """(B, 3, crop, crop) uint8 sRGB -> the generator's loss of one batch, and, when training
+        adversarially, (normalised L, true ab, predicted ab) for the discriminator's step."""
         lab = rgb_to_lab(batch.to(self.device, non_blocking=True).float() / 255.0)
         lightness = lab[:, :1]
         x = normalise_lightness(lightness).contiguous(memory_format=torch.channels_last)
         with autocast(self.device):
             output = self.network(x)
         if self.bins is None:
-            return weighted_ab_loss(output.float(), normalise_ab(lab[:, 1:]), lightness, self.config.sky_weight)
-        targets = self.bins.soft_encode(lab[:, 1:])
-        sky = torch.where(lightness[:, 0] > SIGNAL_L, 1.0, self.config.sky_weight)
-        return classification_loss(output, targets, self.class_weights, pixel_weights=sky)
+            loss = weighted_ab_loss(output.float(), normalise_ab(lab[:, 1:]), lightness, self.config.sky_weight)
+        else:
+            targets = self.bins.soft_encode(lab[:, 1:])
+            sky = torch.where(lightness[:, 0] > SIGNAL_L, 1.0, self.config.sky_weight)
+            loss = classification_loss(output, targets, self.class_weights, pixel_weights=sky)
+        if self.discriminator is None:
+            return loss, None
+        predicted_ab = normalise_ab(self.model().decode(output))  # differentiable for both heads
+        with autocast(self.device):
+            verdict = self.discriminator(x, predicted_ab)
+        fooled = F.binary_cross_entropy_with_logits(verdict.float(), torch.ones_like(verdict, dtype=torch.float32))
+        return loss + self.config.adversarial_weight * fooled, (x, normalise_ab(lab[:, 1:]), predicted_ab.detach())
+
+    def discriminator_step(self, x: torch.Tensor, true_ab: torch.Tensor, predicted_ab: torch.Tensor) -> None:
+        with autocast(self.device):
+            real, fake = self.discriminator(x, true_ab), self.discriminator(x, predicted_ab)
+        loss = F.binary_cross_entropy_with_logits(real.float(), torch.ones_like(real, dtype=torch.float32)) + \
+            F.binary_cross_entropy_with_logits(fake.float(), torch.zeros_like(fake, dtype=torch.float32))
+        self.d_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.d_optimizer.step()
 
     def run_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the training split; returns (mean loss, images per second)."""
@@ -265,7 +292,7 @@ class Trainer:
                    disable=not self.progress, leave=False)
         began, losses = time.perf_counter(), []
         for batch in bar:
-            loss = self.loss(batch)
+            loss, for_discriminator = self.loss(batch)
             if not torch.isfinite(loss):
                 kept = self.run.last if self.run.last.exists() else self.run.dir
                 raise GalcolorError(f"training stopped: the loss became {loss.item()} in epoch {epoch}; the last good checkpoint is kept in {kept}")
@@ -273,6 +300,8 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             self.scheduler.step()
+            if for_discriminator is not None:
+                self.discriminator_step(*for_discriminator)
             losses.append(loss.detach())
             bar.set_postfix(loss=f"{loss.item():.4f}")
         seconds = time.perf_counter() - began
@@ -286,12 +315,13 @@ class Trainer:
             save_checkpoint(self.run.best, self.network, self.model_config, meta, self.lut_ab, self.bins)
         save_checkpoint(self.run.last, self.network, self.model_config, meta, self.lut_ab, self.bins)
         optimizer_tensors, optimizer_payload = _optimizer_to_tensors(self.optimizer)
-        save_tensors_with_json(
-            self.run.state,
-            {**{f"model.{k}": v for k, v in self.network.state_dict().items()}, **optimizer_tensors},
-            {"epoch": epoch, "optimizer": optimizer_payload, "scheduler": self.scheduler.state_dict(), "history": self.history,
-             "best_epoch": self.best_epoch, "best_metrics": self.best_metrics},
-        )
+        tensors = {**{f"model.{k}": v for k, v in self.network.state_dict().items()}, **optimizer_tensors}
+        payload = {"epoch": epoch, "optimizer": optimizer_payload, "scheduler": self.scheduler.state_dict(), "history": self.history,
+                   "best_epoch": self.best_epoch, "best_metrics": self.best_metrics}
+        if self.discriminator is not None:
+            d_tensors, payload["d_optimizer"] = _optimizer_to_tensors(self.d_optimizer, prefix="doptim")
+            tensors.update({f"disc.{k}": v for k, v in self.discriminator.state_dict().items()}, **d_tensors)
+        save_tensors_with_json(self.run.state, tensors, payload)
         _write_log(self.run.log, self.history)
 
     def fit(self) -> TrainResult:
