@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from galcolor.api import load_model
 from galcolor.checkpoint import LoadedModel
@@ -119,3 +121,15 @@ def test_tiled_agrees_with_untiled_and_shows_no_seams(model):
         assert at_borders.mean() <= 1.5 * elsewhere.mean(), (at_borders, elsewhere.mean())
         # And no larger than the untiled prediction's own gradient there, give or take a little.
         assert (at_borders - reference[[b - 1 for b in borders]]).abs().max() < 0.1
+
+
+@settings(max_examples=12, deadline=None)
+@given(height=st.integers(1, 150), width=st.integers(1, 150))
+def test_tiling_gives_the_untiled_result_for_any_size(model, height, width):
+    """Property: for random sizes, tiled and whole-image colour agree within 1 ab unit."""
+    torch.manual_seed(height * 1000 + width)
+    lightness = torch.rand(1, 1, height, width) * 80
+    whole = predict_ab(model, lightness).cpu()
+    tiled = predict_ab_tiled(model, lightness, tile=48, overlap=16)
+    assert tiled.shape == (1, 2, height, width)
+    assert (tiled - whole).abs().mean() < 1.0

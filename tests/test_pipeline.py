@@ -301,3 +301,19 @@ def test_max_pixels_refuses_large_images_only(tiny_model_path, real_jpegs, tmp_p
     assert files_under(tmp_path / "out") == ["small.png"]
     assert "big.jpg" in err and "--max-pixels" in err and "Traceback" not in err
     assert "coloured 1, skipped 0, failed 1" in out  # the summary line, without -q
+
+
+def test_an_output_that_a_symlink_would_lead_outside_the_output_folder_is_refused(tmp_path):
+    from galcolor.pipeline import plan_jobs
+
+    inputs = tmp_path / "in" / "sub"
+    inputs.mkdir(parents=True)
+    Image.new("L", (8, 8), 40).save(inputs / "a.png")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "sub").symlink_to(elsewhere, target_is_directory=True)
+    jobs, outcomes = plan_jobs([tmp_path / "in"], out, overwrite=False, skip_existing=False)
+    assert jobs == [] and len(outcomes) == 1
+    assert outcomes[0].status == "failed" and "symlink" in outcomes[0].message
+    assert list(elsewhere.iterdir()) == []

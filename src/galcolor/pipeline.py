@@ -42,6 +42,7 @@ def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip
     outcomes = [FileOutcome(str(p), None, "failed", f"{p}: no such file or folder") for p in missing]
     jobs, claimed = [], {}
     sources = {source.resolve(): source for source, _ in found}
+    out_root = Path(out_dir).resolve()
     for source, relative in found:
         try:
             target = output_path(out_dir, PurePosixPath(relative))
@@ -49,6 +50,9 @@ def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip
             outcomes.append(FileOutcome(str(source), None, "failed", str(err)))
             continue
         key = target.resolve()
+        if not key.is_relative_to(out_root):  # a symlink inside the output folder pointing elsewhere
+            outcomes.append(FileOutcome(str(source), str(target), "failed", f"{source}: output {target} leads outside {out_dir} through a symlink; refused"))
+            continue
         if key in claimed:
             outcomes.append(FileOutcome(str(source), str(target), "failed", f"{source}: same output {target} as {claimed[key]}; rename one of them"))
             continue
