@@ -380,12 +380,16 @@ def initialise_from(network: torch.nn.Module, path: Path) -> int:
 
 
 def training_bins(dataset: GalaxySet) -> AbBins:
-    """The ab bins the training split actually uses, with their empirical prior."""
+    """The ab bins that the galaxies of the training split (signal pixels, L > 15) actually use,
+    with their empirical prior. Sky noise would add dozens of bins no galaxy needs; sky pixels
+    are still trained on, encoded onto the nearest kept bins."""
     counts = None
     for image in dataset.images:
-        ab = rgb_to_lab(image[None].float() / 255.0)[0, 1:].flatten(1).T  # (H*W, 2)
-        image_counts = count_bins(ab)
+        lab = rgb_to_lab(image[None].float() / 255.0)[0].flatten(1).T  # (H*W, 3)
+        image_counts = count_bins(lab[lab[:, 0] > SIGNAL_L, 1:])
         counts = image_counts if counts is None else counts + image_counts
+    if int(counts.sum()) == 0:  # no galaxy light anywhere: use every pixel rather than no bins
+        counts = sum(count_bins(rgb_to_lab(image[None].float() / 255.0)[0, 1:].flatten(1).T) for image in dataset.images)
     return AbBins.from_counts(counts)
 
 
