@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-upload-mb", type=_positive_float, default=50.0, help="largest upload in MB (default: 50)")
     serve.add_argument("--max-concurrent", type=_positive_int, default=2, help="images coloured at once (default: 2)")
     serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    serve.add_argument("-q", "--quiet", action="store_true", help="no start-up banner from the web server")
+    serve.add_argument("--json", action="store_true", help='print {"url": ...} on stdout once the server listens')
 
     data = commands.add_parser("data", help="public galaxy data sets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -313,7 +315,12 @@ def _evaluate(args) -> int:
 def _serve(args) -> int:
     from .web import serve
 
-    serve(args.host, args.port, args.model, args.max_upload_mb, args.max_concurrent, device=args.device)
+    def ready(url: str) -> None:
+        if args.json:
+            print(json.dumps({"url": url}), flush=True)
+
+    serve(args.host, args.port, args.model, args.max_upload_mb, args.max_concurrent, device=args.device,
+          quiet=args.quiet or args.json, on_ready=ready)
     return EXIT_OK
 
 

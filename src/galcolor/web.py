@@ -351,9 +351,15 @@ def serve(
     max_concurrent: int = 2,
     *,
     device: str = "auto",
+    quiet: bool = False,
+    on_ready=None,
 ) -> None:
-    """Run the web app until interrupted (Ctrl-C raises KeyboardInterrupt after the server is closed)."""
-    demo = start(host, port, model_path, max_upload_mb, max_concurrent, device=device)
+    """Run the web app until interrupted (Ctrl-C raises KeyboardInterrupt after the server is closed).
+
+    `on_ready(url)` is called once the server listens (the CLI prints the URL, as JSON with --json)."""
+    demo = start(host, port, model_path, max_upload_mb, max_concurrent, device=device, quiet=quiet)
+    if on_ready is not None:
+        on_ready(demo.local_url)
     try:  # Ctrl-C propagates (Gradio's block_thread would swallow it), so the CLI can exit 130
         while demo.is_running:
             time.sleep(0.2)
