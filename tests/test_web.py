@@ -62,7 +62,8 @@ def test_grey_upload_gives_a_colour_png_of_the_same_size(colorizer, galaxy_jpeg:
         im.convert("L").save(grey_upload)
         width, height = im.size
 
-    grey, colour_path, download_path, uncertainty_map, status = colorizer(str(grey_upload), "launch")
+    grey_path, colour_path, download_path, uncertainty_map, status = colorizer(str(grey_upload), "launch")
+    grey = np.asarray(Image.open(grey_path))
     assert uncertainty_map is None and "regresses colour" in status  # the tiny model is a regressor
 
     assert grey.shape == (height, width, 3) and grey.dtype == np.uint8
@@ -85,7 +86,8 @@ def test_a_fits_upload_is_coloured(colorizer, tmp_path: Path) -> None:
     path = tmp_path / "frame.fits"
     fits.PrimaryHDU(sky).writeto(path)
 
-    grey, colour_path, _, _, _ = colorizer(str(path), "launch")
+    grey_path, colour_path, _, _, _ = colorizer(str(path), "launch")
+    grey = np.asarray(Image.open(grey_path))
 
     assert grey.shape == (40, 60, 3)
     with Image.open(colour_path) as result:
@@ -263,7 +265,7 @@ def test_a_classification_model_shows_its_uncertainty_and_obeys_the_temperature(
         width, height = image.size
     _, vivid_path, _, uncertainty_map, status = classifier(str(galaxy_jpeg), "launch", 0.05)
     _, mean_path, _, _, _ = classifier(str(galaxy_jpeg), "launch", 1.0)
-    assert uncertainty_map is not None and uncertainty_map.shape == (height, width, 3)
+    assert uncertainty_map is not None and np.asarray(Image.open(uncertainty_map)).shape == (height, width, 3)
     assert "uncertainty" not in status.lower()
     with Image.open(vivid_path) as vivid, Image.open(mean_path) as mean:
         assert not np.array_equal(np.asarray(vivid), np.asarray(mean))

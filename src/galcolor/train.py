@@ -241,6 +241,8 @@ class Trainer:
         atomic_write_text(self.run.config, json.dumps(description, indent=2))
 
     def restore(self) -> None:
+        for leftover in self.run.dir.glob(".tmp-*"):  # half-written files of a killed run
+            leftover.unlink(missing_ok=True)
         tensors, payload = load_tensors_with_json(self.run.state)
         self.network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _optimizer_from_tensors(self.optimizer, tensors, payload["optimizer"])

@@ -119,8 +119,8 @@ def _megabytes(size: int) -> str:
 class Colorizer:
     """The app's colour function, callable without a browser: (upload path, model key, temperature) -> outputs.
 
-    Returns (grey uint8 (H, W, 3), colour PNG path, the same PNG path for download, uncertainty map
-    uint8 (H, W, 3) or None, a status line). The map and the temperature apply to classification
+    Returns (grey PNG path, colour PNG path, the same PNG path for download, uncertainty map PNG
+    path or None, a status line). The map and the temperature apply to classification
     models; a temperature of 0 keeps the model's own (chosen on its validation split).
     Every problem the user can cause raises ``gradio.Error`` with one line naming the uploaded file.
     """
@@ -204,24 +204,29 @@ class Colorizer:
             model = with_temperature(model, float(temperature))
         began = time.perf_counter()
         predicted, input_lab = colorize_lab(decoded.rgb, model)
-        uncertainty_map, uncertainty_note = None, " No uncertainty map: this model regresses colour (train --head classify for one)."
+        folder = self.output_folder()
+        uncertainty_png, uncertainty_note = None, " No uncertainty map: this model regresses colour (train --head classify for one)."
         if model.bins is not None:
             if max(predicted.shape[:2]) <= TILE:
-                uncertainty_map = extra_outputs(model, predicted, 0, True, 0)[".uncertainty.png"]
+                # Files in this request's own folder, not numpy arrays: Gradio caches arrays under a
+                # hash of their content and rewrites that file while another request may be serving it.
+                uncertainty_png = folder / f"{_stem(name)}.uncertainty.png"
+                write_png(uncertainty_png, extra_outputs(model, predicted, 0, True, 0)[".uncertainty.png"])
                 uncertainty_note = ""
             else:
                 uncertainty_note = f" No uncertainty map for images over {TILE} px a side."
         seconds = time.perf_counter() - began
         grey_lab = np.zeros_like(input_lab)
         grey_lab[..., 0] = input_lab[..., 0]
-        grey = lab_array_to_rgb8(grey_lab)  # exactly the lightness the network saw
+        grey_png = folder / f"{_stem(name)}.grey.png"
+        write_png(grey_png, lab_array_to_rgb8(grey_lab))  # exactly the lightness the network saw
         colour = lab_array_to_rgb8(predicted)
-        png = self.output_folder() / f"{_stem(name)}.colorized.png"
+        png = folder / f"{_stem(name)}.colorized.png"
         write_png(png, colour)
         height, width = colour.shape[:2]
         note = " Colour input: only its lightness was used." if decoded.is_colour else ""
         status = f"**{_md_escape(name)}**: {width}×{height} px, coloured by {_md_escape(choice.label)} in {seconds:.1f} s.{note}{uncertainty_note}"
-        return grey, str(png), str(png), uncertainty_map, status
+        return str(grey_png), str(png), str(png), str(uncertainty_png) if uncertainty_png else None, status
 
 
 def _theme():
@@ -270,7 +275,7 @@ def build_app(
         status = gradio.Markdown(elem_id="galcolor-status")
         with gradio.Row(equal_height=True):
             grey = gradio.Image(
-                label="Grey (the lightness the network sees)", type="numpy", format="png", interactive=False,
+                label="Grey (the lightness the network sees)", type="filepath", format="png", interactive=False,
                 buttons=["fullscreen"], elem_id="galcolor-grey",
             )
             colour = gradio.Image(
@@ -278,7 +283,7 @@ def build_app(
                 buttons=["download", "fullscreen"], elem_id="galcolor-colour",
             )
             uncertainty = gradio.Image(
-                label="Uncertainty (spread of the predicted colour; brighter is less sure)", type="numpy", format="png",
+                label="Uncertainty (spread of the predicted colour; brighter is less sure)", type="filepath", format="png",
                 interactive=False, buttons=["fullscreen"], elem_id="galcolor-uncertainty",
             )
         download = gradio.File(label="Download the colour PNG", interactive=False, elem_id="galcolor-download")
