@@ -178,8 +178,8 @@ def test_default_model_is_the_shipped_one():
     assert out.shape == (37, 53, 3) and out.dtype == np.uint8
 
 
-def test_missing_shipped_model_raises_galcolor_error():
-    if shipped_model_path().exists():
-        pytest.skip("the shipped model exists; this checks the error while it is absent")
+def test_missing_shipped_model_raises_galcolor_error(monkeypatch, tmp_path):
+    """An install that lost its weights file says which file is missing (simulated by pointing elsewhere)."""
+    monkeypatch.setattr("galcolor.api.shipped_model_path", lambda: tmp_path / "galcolor-unet.safetensors")
     with pytest.raises(GalcolorError, match="galcolor-unet.safetensors"):
         load_model()

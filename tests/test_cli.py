@@ -230,9 +230,8 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     assert set(metrics) == {"gray", "lut", "galcolor"}
 
 
-def test_missing_shipped_model_is_a_clean_error(tmp_path, capsys):
-    if shipped_model_path().exists():
-        pytest.skip("the shipped model exists; this checks the message while it is absent")
+def test_missing_shipped_model_is_a_clean_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("galcolor.api.shipped_model_path", lambda: tmp_path / "galcolor-unet.safetensors")
     assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 1
     assert_one_line_error(capsys.readouterr().err, "galcolor-unet.safetensors")
     assert not (tmp_path / "demo").exists()
