@@ -93,3 +93,13 @@ def test_a_regression_model_refuses_samples_with_one_line(tiny_model_path, tmp_p
     assert error.startswith("galcolor: error:") and "classification model" in error and "\n" not in error
     with pytest.raises(GalcolorError):
         uncertainty(load_checkpoint(tiny_model_path), torch.zeros(1, 1, 8, 8))
+
+
+def test_an_image_too_large_for_a_distribution_is_coloured_and_its_extras_refused(tiny_classifier_path, tmp_path, capsys):
+    source = tmp_path / "wide.png"
+    Image.fromarray(np.full((24, 1100), 60, np.uint8)).save(source)  # wider than one tile
+    out = tmp_path / "out"
+    assert main(["colorize", str(source), "-o", str(out), "--model", str(tiny_classifier_path), "--uncertainty", "-q"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["wide.png"]  # the colour is there, no partial extras
+    error = capsys.readouterr().err.strip()
+    assert "wide.png: coloured, but" in error and "1024 px" in error and "\n" not in error

@@ -27,17 +27,6 @@ def load_model(path: str | Path | None = None, device: str = "auto") -> LoadedMo
     return load_checkpoint(Path(path) if path is not None else shipped_model_path(), resolve_device(device))
 
 
-def with_temperature(model: LoadedModel, temperature: float) -> LoadedModel:
-    """The same classification model decoding with another annealed-mean temperature."""
-    import dataclasses
-
-    if model.bins is None:
-        raise GalcolorError(f"{model.source}: --temperature applies to classification models only")
-    if not 0.0 < temperature <= 1.0:
-        raise GalcolorError(f"temperature must lie in (0, 1], got {temperature}")
-    return dataclasses.replace(model, config=dataclasses.replace(model.config, temperature=temperature))
-
-
 def as_rgb_float(image) -> np.ndarray:
     """A PIL image or numpy array (grey (H, W) / (H, W, 1), RGB, RGBA; uint8, uint16 or float in
     [0, 1]) -> float32 (H, W, 3) sRGB in [0, 1]. Alpha is composited on black sky."""

@@ -6,6 +6,7 @@ tensors, and everything else travels as JSON in the safetensors metadata.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,14 @@ class LoadedModel:
     lut_ab: torch.Tensor | None = None
     bins: AbBins | None = None
     source: Path | None = None
+
+    def with_temperature(self, temperature: float) -> "LoadedModel":
+        """The same classification model decoding with another annealed-mean temperature."""
+        if self.bins is None:
+            raise GalcolorError(f"{self.source}: --temperature applies to classification models only")
+        if not 0.0 < temperature <= 1.0:
+            raise GalcolorError(f"temperature must lie in (0, 1], got {temperature}")
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, temperature=temperature))
 
     def decode(self, output: torch.Tensor) -> torch.Tensor:
         """The network's output -> (B, 2, H, W) ab in Lab units."""

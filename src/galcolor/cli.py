@@ -230,14 +230,13 @@ def _demo(args) -> int:
 def _colorize(args) -> int:
     from .api import load_model
     from .io import atomic_write_text
-    from .api import with_temperature
     from .diversity import require_distribution
     from .pipeline import Extras, colorize_files, outcomes_as_dicts, plan_jobs
 
     began = time.perf_counter()
     model = load_model(args.model, args.device)
     if args.temperature is not None:
-        model = with_temperature(model, args.temperature)
+        model = model.with_temperature(args.temperature)
     extras = Extras(args.samples, args.uncertainty, args.seed, args.fits)
     if args.samples or args.uncertainty:
         require_distribution(model)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .checkpoint import LoadedModel
 from .errors import GalcolorError
-from .infer import network_output
+from .infer import TILE, network_output
 
 CORRELATION_PIXELS = 12.0  # standard deviation of the blur that makes the noise smooth
 SOFTNESS = 0.5  # Gumbel-softmax temperature: 0 picks one bin per pixel, 1 mixes neighbours
@@ -84,6 +84,8 @@ def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncert
     from .color import lab_array_to_rgb8
 
     require_distribution(model)
+    if max(lab.shape[:2]) > TILE:  # the per-bin distribution of a larger image would not fit in memory
+        raise GalcolorError(f"--samples and --uncertainty work on images up to {TILE} px a side")
     lightness = torch.from_numpy(np.ascontiguousarray(lab[..., 0], dtype=np.float32))[None, None]
     outputs: dict[str, np.ndarray] = {}
     if samples:

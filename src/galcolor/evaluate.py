@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .baselines import gray_ab, lut_ab
 from .checkpoint import LoadedModel
-from .color import fit_chroma_to_gamut, lab_to_rgb, rgb_to_lab
+from .color import fit_chroma_to_gamut, lab_array_to_rgb8, rgb_to_lab
 from .figures import comparison_figure, profile_figure, scatter_figure
 from .infer import predict_ab
 from .io import atomic_write_text
@@ -79,8 +79,8 @@ def score_images(
                 ab = method.predict(true_lab[:, :1]).float().cpu()
                 # Scored as delivered: the colour the PNG can show, chroma fitted into sRGB.
                 pred_lab = fit_chroma_to_gamut(torch.cat([true_lab[:, :1], ab], dim=1))
-                pred_rgb8 = (lab_to_rgb(pred_lab)[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
             pred_np = pred_lab[0].permute(1, 2, 0).numpy()
+            pred_rgb8 = lab_array_to_rgb8(pred_np)  # already in gamut: only converted
             accumulators[method.name].add(true_np, pred_np, rgb8, pred_rgb8, label)
             science[method.name].add(true_np, pred_np)
             if method.spread is not None:

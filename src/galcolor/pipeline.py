@@ -18,7 +18,6 @@ from .color import lab_array_to_rgb8
 from .errors import GalcolorError
 from .diversity import extra_outputs
 from .fits_output import write_fits_rgb
-from .infer import TILE
 from .io import DEFAULT_MAX_PIXELS, atomic_write_bytes, DecodedImage, find_inputs, output_path, read_image, write_png
 
 
@@ -148,9 +147,10 @@ class Extras:
 def _extra_arrays(job: Job, lab, model: LoadedModel, extras: Extras | None) -> tuple[dict, str | None]:
     if extras is None or not (extras.samples or extras.uncertainty):
         return {}, None
-    if max(lab.shape[:2]) > TILE:
-        return {}, f"{job.source}: coloured, but --samples/--uncertainty work on images up to {TILE} px a side"
-    return extra_outputs(model, lab, extras.samples, extras.uncertainty, extras.seed), None
+    try:
+        return extra_outputs(model, lab, extras.samples, extras.uncertainty, extras.seed), None
+    except GalcolorError as err:
+        return {}, f"{job.source}: coloured, but {err}"
 
 
 def _write_outputs(path: Path, rgb8, extra: dict, problem: str | None, fits: bool = False, header=None) -> None:

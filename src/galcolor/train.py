@@ -357,13 +357,11 @@ class Trainer:
         best = load_checkpoint(self.run.best, self.device)
         scores = {}
         for temperature in candidates:
-            candidate = dataclasses.replace(best, config=dataclasses.replace(best.config, temperature=temperature))
-            scores[temperature] = validate(candidate, self.val_set, self.config.batch_size, self.config.sky_weight)
+            scores[temperature] = validate(best.with_temperature(temperature), self.val_set, self.config.batch_size, self.config.sky_weight)
         chosen = min(scores, key=lambda t: scores[t][SELECTION_METRIC])
         self.best_metrics = scores[chosen]
         meta = {**best.metadata, "val_metrics": scores[chosen], "temperature_scores": {str(t): m[SELECTION_METRIC] for t, m in scores.items()}}
-        config = dataclasses.replace(best.config, temperature=chosen)
-        save_checkpoint(self.run.best, best.network, config, meta, self.lut_ab, self.bins)
+        save_checkpoint(self.run.best, best.network, best.with_temperature(chosen).config, meta, self.lut_ab, self.bins)
         self.log(f"temperature {chosen} chosen on validation: de00_fg " + ", ".join(f"T={t}: {m[SELECTION_METRIC]:.2f}" for t, m in scores.items()))
 
 

@@ -186,10 +186,9 @@ class Colorizer:
         return self(file_path, model_key, temperature)
 
     def _colorize(self, path: Path, name: str, model_key: str, temperature: float = 0.0):
-        from .api import colorize_lab, with_temperature
+        from .api import colorize_lab
         from .color import lab_array_to_rgb8
         from .diversity import extra_outputs
-        from .infer import TILE
 
         try:
             size = path.stat().st_size
@@ -201,20 +200,22 @@ class Colorizer:
         choice = self.choices.get(model_key)
         model = self.model(model_key)
         if temperature and model.bins is not None:
-            model = with_temperature(model, float(temperature))
+            model = model.with_temperature(float(temperature))
         began = time.perf_counter()
         predicted, input_lab = colorize_lab(decoded.rgb, model)
         folder = self.output_folder()
         uncertainty_png, uncertainty_note = None, " No uncertainty map: this model regresses colour (train --head classify for one)."
         if model.bins is not None:
-            if max(predicted.shape[:2]) <= TILE:
+            try:
+                uncertainty_map = extra_outputs(model, predicted, 0, True, 0)[".uncertainty.png"]
+            except GalcolorError as err:  # e.g. too large for a per-bin distribution
+                uncertainty_note = f" No uncertainty map: {err}."
+            else:
                 # Files in this request's own folder, not numpy arrays: Gradio caches arrays under a
                 # hash of their content and rewrites that file while another request may be serving it.
                 uncertainty_png = folder / f"{_stem(name)}.uncertainty.png"
-                write_png(uncertainty_png, extra_outputs(model, predicted, 0, True, 0)[".uncertainty.png"])
+                write_png(uncertainty_png, uncertainty_map)
                 uncertainty_note = ""
-            else:
-                uncertainty_note = f" No uncertainty map for images over {TILE} px a side."
         seconds = time.perf_counter() - began
         grey_lab = np.zeros_like(input_lab)
         grey_lab[..., 0] = input_lab[..., 0]
