@@ -227,7 +227,10 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     with Image.open(out / "hubble_deep_field.colorized.png") as image:
         assert image.size == (1000, 872)
     metrics = strict_json((out / "report.json").read_text())["metrics"]
-    assert set(metrics) == {"gray", "lut", "galcolor"}
+    # The shipped model's caution, and beside it the same model with caution off.
+    assert set(metrics) == {"gray", "lut", "galcolor", "galcolor --style sdss"}
+    assert abs(metrics["galcolor"]["de00_fg"] - metrics["gray"]["de00_fg"]) < 0.1  # HST is unlike SDSS: left nearly grey
+    assert metrics["galcolor --style sdss"]["de00_fg"] > metrics["galcolor"]["de00_fg"]
 
 
 def test_missing_shipped_model_is_a_clean_error(tmp_path, capsys, monkeypatch):

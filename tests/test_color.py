@@ -188,3 +188,61 @@ def test_out_of_gamut_chroma_is_reduced_keeping_lightness_and_hue():
     assert torch.allclose(hue_in, hue_out, atol=1e-4)  # hue kept
     assert torch.equal(fitted[..., 2, :], lab[..., 2, :])  # an in-gamut colour is untouched
     assert (fitted[:, 1:].abs() < lab[:, 1:].abs() + 1e-6).all()
+
+
+def bisection_on_every_pixel(lab: torch.Tensor, steps: int = 10) -> torch.Tensor:
+    """fit_chroma_to_gamut as it was before it skipped in-gamut pixels and the sRGB curve: the full
+    kornia conversion of every pixel at every step."""
+    from kornia.color import lab_to_rgb as unclipped
+
+    lightness, ab = lab[:, :1], lab[:, 1:]
+
+    def fits(scale):
+        rgb = unclipped(torch.cat([lightness, ab * scale], dim=1), clip=False)
+        return ((rgb >= -1e-4) & (rgb <= 1 + 1e-4)).all(dim=1, keepdim=True)
+
+    low, high = torch.zeros_like(lightness), torch.ones_like(lightness)
+    inside = fits(high)
+    for _ in range(steps):
+        middle = (low + high) / 2
+        ok = fits(middle)
+        low, high = torch.where(ok, middle, low), torch.where(ok, high, middle)
+    return torch.cat([lightness, ab * torch.where(inside, torch.ones_like(low), low)], dim=1)
+
+
+def test_gamut_fitting_matches_the_full_bisection_on_random_colours():
+    from galcolor.color import fit_chroma_to_gamut
+
+    generator = torch.Generator().manual_seed(0)
+    lab = torch.cat([torch.rand(2, 1, 64, 64, generator=generator) * 100, (torch.rand(2, 2, 64, 64, generator=generator) - 0.5) * 240], dim=1)
+    fitted, expected = fit_chroma_to_gamut(lab), bisection_on_every_pixel(lab)
+    assert torch.equal(fitted[:, :1], lab[:, :1])
+    difference = (fitted - expected).abs()
+    assert difference.max() <= 0.5  # a step decided the other way where float rounding straddles the edge
+    assert (difference > 1e-3).float().mean() < 1e-3
+    assert (fit_chroma_to_gamut(lab.double()).float() - fitted).abs().max() <= 0.5  # float64 input works alike
+
+
+def test_gamut_fitting_matches_the_full_bisection_on_real_coloured_galaxies(sdss_dir, tiny_model_path):
+    """Real SDSS galaxies coloured by a trained model, at its own saturation and doubled (more
+    pixels out of gamut): within 0.5 ab and 1 ΔE of the full bisection, and lab_array_to_rgb8 within one level."""
+    from galcolor.api import colorize_lab, load_model
+    from galcolor.color import fit_chroma_to_gamut
+    from galcolor.io import read_image
+
+    model = load_model(tiny_model_path)
+    paths = sorted((sdss_dir / "spirals").glob("*.jpg"))[:3] + sorted((sdss_dir / "non_spirals").glob("*.jpg"))[:3]
+    outside = 0
+    for path in paths:
+        predicted, _ = colorize_lab(read_image(path).rgb, model)
+        for saturation in (1.0, 2.0):
+            lab = torch.from_numpy(predicted).permute(2, 0, 1)[None].clone()
+            lab[:, 1:] *= saturation
+            fitted, expected = fit_chroma_to_gamut(lab), bisection_on_every_pixel(lab)
+            outside += int((expected != lab).any(dim=1).sum())
+            assert (fitted - expected)[:, 1:].abs().max() <= 0.5, path
+            assert (fitted - expected).pow(2).sum(dim=1).sqrt().max() <= 1.0, path
+            rgb8 = lab_array_to_rgb8(lab[0].permute(1, 2, 0).numpy())
+            reference = np.round(lab_to_rgb(expected)[0].permute(1, 2, 0).numpy() * 255.0)
+            assert np.abs(rgb8.astype(int) - reference.astype(int)).max() <= 1, path
+    assert outside > 0, "some pixels needed fitting, or the comparison proves nothing"

@@ -237,16 +237,17 @@ def test_training_batches_are_full_and_use_each_image_at_most_once():
     dataset = constant_set(11)
     batches = list(training_batches(dataset, 4, 16, 0.25, torch.Generator().manual_seed(0)))
     assert len(batches) == 2  # 11 // 4: the last partial batch is dropped (batch norm dislikes tiny batches)
-    for batch in batches:
+    for indices, batch in batches:
         assert batch.shape == (4, 3, 16, 16) and batch.dtype == torch.uint8
-    used = [i for batch in batches for i in which_images(batch)]
+        assert indices == which_images(batch)  # the trainer finds each crop's whole image by its index
+    used = [i for _, batch in batches for i in which_images(batch)]
     assert len(used) == len(set(used)) == 8
 
 
 def test_a_set_smaller_than_one_batch_is_one_batch():
     batches = list(training_batches(constant_set(3), 8, 16, 0.25, torch.Generator().manual_seed(0)))
     assert len(batches) == 1
-    assert sorted(which_images(batches[0])) == [0, 1, 2]
+    assert sorted(which_images(batches[0][1])) == [0, 1, 2]
 
 
 def test_training_batches_depend_only_on_the_generator_seed():
@@ -257,13 +258,13 @@ def test_training_batches_depend_only_on_the_generator_seed():
         return list(training_batches(dataset, 3, 16, 0.25, torch.Generator().manual_seed(seed)))
 
     first, again, other = epoch(5), epoch(5), epoch(6)
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
-    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+    assert all(torch.equal(a[1], b[1]) and a[0] == b[0] for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a[1], b[1]) for a, b in zip(first, other, strict=True))
 
 
 def test_epochs_see_different_orders():
     dataset = constant_set(12)
-    orders = {tuple(i for b in training_batches(dataset, 4, 16, 0.0, torch.Generator().manual_seed(s)) for i in which_images(b)) for s in range(4)}
+    orders = {tuple(i for _, b in training_batches(dataset, 4, 16, 0.0, torch.Generator().manual_seed(s)) for i in which_images(b)) for s in range(4)}
     assert len(orders) > 1
 
 
@@ -324,3 +325,43 @@ def test_load_split_refuses_a_missing_folder_and_an_unknown_split(tmp_path):
     write_png(tmp_path / "a.png", np.zeros((16, 16, 3), dtype=np.uint8))
     with pytest.raises(GalcolorError, match="unknown split"):
         load_split(tmp_path, "test", progress=False)
+
+
+# ---------------------------------------------------------------- several surveys
+
+
+def test_folder_weights_set_each_folders_share_of_an_epoch(few_galaxies):
+    from galcolor.data import epoch_order, load_folders
+
+    spirals, others = few_galaxies / "spirals", few_galaxies / "non_spirals"
+    mixed = load_folders([spirals, others], "all", folder_weights=[3.0, 1.0], progress=False)
+    assert len(mixed) == 12 and len(set(mixed.relatives)) == 12
+    assert mixed.labels[:6] == [1] * 6 and mixed.labels[6:] == [0] * 6
+    generator = torch.Generator().manual_seed(0)
+    drawn = [i for _ in range(200) for i in epoch_order(mixed, generator)]
+    share_of_first = sum(i < 6 for i in drawn) / len(drawn)
+    assert abs(share_of_first - 0.75) < 0.03
+
+
+def test_folder_weights_must_match_the_folders(few_galaxies):
+    from galcolor.data import load_folders
+
+    with pytest.raises(GalcolorError, match="one weight per folder"):
+        load_folders([few_galaxies / "spirals", few_galaxies / "non_spirals"], "all", folder_weights=[1.0], progress=False)
+    with pytest.raises(GalcolorError, match="negative"):
+        load_folders([few_galaxies / "spirals"], "all", folder_weights=[-1.0], progress=False)
+
+
+def test_training_on_two_folders_records_both(few_galaxies, tmp_path):
+    import json
+
+    from galcolor.cli import main
+
+    run = tmp_path / "run"
+    code = main(["train", str(few_galaxies / "spirals"), str(few_galaxies / "non_spirals"), "--folder-weights", "2", "1",
+                 "--out", str(run), "--epochs", "1", "--width", "4", "--depth", "2", "--crop", "32", "--batch-size", "4",
+                 "--val-fraction", "0.3", "-q"])
+    assert code == 0
+    config = json.loads((run / "config.json").read_text())
+    assert [Path(d).name for d in config["data_dir"]] == ["spirals", "non_spirals"]
+    assert config["train"]["folder_weights"] == [2.0, 1.0]

@@ -242,6 +242,6 @@ def test_a_cautious_model_fades_unfamiliar_images_in_onnxruntime_as_in_pytorch(s
     export_onnx(cautious, path)
 
     expected = pytorch_fp32(cautious, lightness)
-    unfaded = pytorch_fp32(model, lightness)
+    unfaded = pytorch_fp32(model.with_style(0.0, 1.0), lightness)  # the shipped model has its own caution
     assert np.abs(expected).max(axis=(1, 2, 3)).min() < 0.5 * np.abs(unfaded).max(axis=(1, 2, 3)).min(), "some image must fade"
     assert np.abs(OnnxColorizer(path).predict_ab(lightness) - expected).max() < PARITY_LIMIT_AB

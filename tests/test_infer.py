@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from galcolor.api import load_model
 from galcolor.checkpoint import LoadedModel
 from galcolor.color import AB_SCALE, rgb_to_lab
-from galcolor.infer import _ramp, _tile_starts, colorize_tensor, predict_ab, predict_ab_tiled
+from galcolor.infer import _ramp, _tile_starts, colorize_tensor, network_lightness, network_output, predict_ab, predict_ab_tiled
 
 TILE, OVERLAP = 128, 32
 
@@ -42,11 +42,12 @@ def test_predict_ab_pads_and_returns_exactly_the_input_size(model, shape):
 
 
 def test_padding_is_black_sky_at_the_bottom_and_right(model):
-    """An odd-sized image is predicted as the top-left of itself padded with L = 0."""
-    lightness = galaxy_field(37, 53)
+    """An odd-sized image is seen by the network as the top-left of itself padded with L = 0."""
+    lightness = network_lightness(model, galaxy_field(37, 53))
     padded = torch.zeros((1, 1, 40, 56))  # multiples of 2**depth = 4
     padded[..., :37, :53] = lightness
-    assert torch.allclose(predict_ab(model, lightness), predict_ab(model, padded)[..., :37, :53], atol=1e-3)
+    alone = network_output(model, lightness, prepared=True)
+    assert torch.allclose(alone, network_output(model, padded, prepared=True)[..., :37, :53], atol=1e-3)
 
 
 def test_a_batch_equals_its_images_one_by_one(model):
@@ -133,3 +134,85 @@ def test_tiling_gives_the_untiled_result_for_any_size(model, height, width):
     tiled = predict_ab_tiled(model, lightness, tile=48, overlap=16)
     assert tiled.shape == (1, 2, height, width)
     assert (tiled - whole).abs().mean() < 1.0
+
+
+def whole_image_accumulator(model: LoadedModel, lightness: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+    """predict_ab_tiled as it was before it streamed: every tile summed into whole-image float32
+    totals and weights, divided at the end."""
+    from galcolor.infer import colour_factor, network_lightness, network_output, watching
+
+    _, _, height, width = lightness.shape
+    lightness = network_lightness(model, lightness)
+    step = tile - overlap
+    total, weight_sum = torch.zeros((1, 2, height, width)), torch.zeros((1, 1, height, width))
+    with watching(model) as features:
+        for top in _tile_starts(height, tile, step):
+            for left in _tile_starts(width, tile, step):
+                bottom, right = min(top + tile, height), min(left + tile, width)
+                ab = model.decode(network_output(model, lightness[:, :, top:bottom, left:right], prepared=True)).cpu()
+                weight = _ramp(bottom - top, overlap, top > 0, bottom < height)[:, None] * _ramp(right - left, overlap, left > 0, right < width)[None, :]
+                total[:, :, top:bottom, left:right] += ab * weight
+                weight_sum[:, :, top:bottom, left:right] += weight
+    return total / weight_sum * colour_factor(model, features)
+
+
+def canonical_and_cautious(model: LoadedModel, lightness: torch.Tensor) -> LoadedModel:
+    """The tiny model made to map L to a canonical scale and to fade colour by caution, with the
+    caution's limits set so that `lightness` gets about half its colour: both whole-image verdicts
+    that a streamed image must reproduce from its bands and tiles."""
+    import dataclasses
+
+    from galcolor.caution import Caution, pooled_features
+
+    reference = torch.sort(galaxy_field(64, 64, seed=9).flatten()).values[torch.linspace(0, 64 * 64 - 1, 256).long()]
+    canonical = dataclasses.replace(model, config=dataclasses.replace(model.config, input_lightness="canonical"),
+                                    lightness_reference=reference, caution=None)
+    with pooled_features(canonical.network) as features:
+        predict_ab(canonical, lightness)
+    pooled = features.mean()[0]
+    offset = torch.linspace(-1.0, 1.0, len(pooled)) * pooled.abs().mean().clamp(min=0.1)
+    distance = float(offset.pow(2).mean().sqrt())
+    caution = Caution(pooled + offset, torch.eye(len(pooled)), torch.tensor([0.5 * distance, 1.5 * distance]))
+    return dataclasses.replace(canonical, caution=caution, caution_strength=1.0, saturation=0.9)
+
+
+@pytest.mark.parametrize("variant", ["plain", "canonical_cautious"])
+def test_tiles_accumulated_row_by_row_equal_a_whole_image_accumulator(model, variant):
+    lightness = galaxy_field(300, 260, seed=3)
+    chosen = model if variant == "plain" else canonical_and_cautious(model, lightness)
+    assert torch.equal(predict_ab_tiled(chosen, lightness, tile=TILE, overlap=OVERLAP),
+                       whole_image_accumulator(chosen, lightness, TILE, OVERLAP))
+
+
+@pytest.mark.parametrize("variant", ["plain", "canonical_cautious"])
+def test_streamed_bands_give_the_tiled_colour_and_keep_the_input_lightness(model, variant):
+    """An image above the tile size read band by band (as large files are) gets the in-memory
+    tiled path's colour, within the float16 that holds ab while caution waits for the last tile;
+    and its tiled colour agrees with the whole image's within 1 ab. (Band by band, sRGB -> Lab
+    may round a few pixels' L one float32 step differently: vectorised pow treats a row's last
+    few elements apart, and where a row ends depends on the band.)"""
+    from galcolor.infer import lab_bands
+
+    height, width = 300, 260
+    grey = galaxy_field(height, width, seed=4)[0, 0].numpy() / 100.0
+    rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.float32) ** 1.3  # any sRGB: only its L is used
+    lightness = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, :1]
+    chosen = model if variant == "plain" else canonical_and_cautious(model, lightness)
+
+    bands = list(lab_bands(chosen, lambda top, bottom: rgb[top:bottom], height, width, tile=TILE, overlap=OVERLAP, band=40))
+    assert [top for top, _ in bands] == sorted({top for top, _ in bands}) and bands[0][0] == 0
+    streamed = torch.cat([lab for _, lab in bands], dim=2)
+    assert streamed.shape == (1, 3, height, width)
+    assert (streamed[:, :1] - lightness).abs().max() <= 1e-4  # the user's L
+
+    tiled = predict_ab_tiled(chosen, lightness, tile=TILE, overlap=OVERLAP)
+    assert (streamed[:, 1:] - tiled).abs().max() <= 0.05
+    if variant != "plain":
+        import dataclasses
+
+        unfaded = predict_ab_tiled(dataclasses.replace(chosen, caution=None, saturation=1.0), lightness, tile=TILE, overlap=OVERLAP)
+        factor = float(tiled.abs().sum() / unfaded.abs().sum())
+        assert 0.1 < factor < 0.8, f"caution faded the colour partly ({factor}), so a wrong verdict would show"
+    whole = predict_ab(chosen, lightness).cpu()
+    assert (tiled - whole).abs().max() < 1.0
+    assert (streamed[:, 1:] - whole).abs().max() < 1.0

@@ -21,6 +21,7 @@ from galcolor.io import (
     FITS_STRETCH_HELP,
     IMAGE_SUFFIXES,
     DecodedImage,
+    PngRowWriter,
     atomic_output,
     atomic_write_bytes,
     atomic_write_text,
@@ -412,6 +413,39 @@ def test_fits_gz(tmp_path):
     np.testing.assert_array_equal(read_image(gz).rgb, read_image(plain).rgb)
 
 
+def test_fits_taller_than_a_band_is_stretched_as_one_frame(tmp_path):
+    """Frames are read and stretched band by band of rows (memory-mapped where possible); the
+    sky level and the percentile still come from the whole frame."""
+    from astropy.visualization import AsinhStretch, ManualInterval
+
+    rng = np.random.default_rng(2)
+    data = (100 + rng.gamma(2.0, 3.0, (1300, 60)) + 2000 * (np.arange(1300) > 1200)[:, None]).astype(np.float32)
+    data[5, 5], data[700, 10], data[1299, 0] = np.nan, np.inf, -np.inf
+    decoded = read_image(write_fits(tmp_path / "tall.fits", fits.PrimaryHDU(data)))
+    finite = np.isfinite(data)
+    values = data[finite]
+    sky = np.median(values)
+    top = np.percentile(values, 99.9) - sky
+    expected = np.zeros(data.shape, np.float32)
+    expected[finite] = (AsinhStretch(a=0.1) + ManualInterval(0.0, top))(values - sky, clip=True)
+    np.testing.assert_array_equal(decoded.rgb[::-1, :, 0], np.clip(np.nan_to_num(expected, nan=0.0), 0.0, 1.0))
+    assert decoded.pixels.ndim == 2  # one grey plane kept, three channels only on demand
+
+
+def test_decoded_pixels_stay_as_decoded_and_bands_match_the_whole(tmp_path):
+    rgb8 = np.random.default_rng(3).integers(0, 256, (37, 29, 3), dtype=np.uint8)
+    Image.fromarray(rgb8).save(tmp_path / "c.png")
+    Image.fromarray(rgb8[..., 1]).save(tmp_path / "g.png")
+    Image.fromarray((rgb8[..., 0].astype(np.uint16) * 257)).save(tmp_path / "g16.png")
+    for name, dtype, ndim in (("c.png", np.uint8, 3), ("g.png", np.uint8, 2), ("g16.png", np.uint16, 2)):
+        decoded = read_image(tmp_path / name)
+        assert decoded.pixels.dtype == dtype and decoded.pixels.ndim == ndim and decoded.shape == (37, 29)
+        assert_valid(decoded, (37, 29))
+        for top, bottom in ((0, 37), (0, 1), (5, 22), (36, 37)):
+            np.testing.assert_array_equal(decoded.rgb_rows(top, bottom), decoded.rgb[top:bottom])
+    np.testing.assert_array_equal(read_image(tmp_path / "c.png").rgb, rgb8 / np.float32(255))
+
+
 def test_fits_constant_image_is_black(tmp_path):
     rgb = read_image(write_fits(tmp_path / "k.fits", fits.PrimaryHDU(np.full((5, 5), 7.0)))).rgb
     assert (rgb == 0).all()
@@ -638,3 +672,34 @@ def test_atomic_write_text_and_bytes(tmp_path):
     atomic_write_bytes(tmp_path / "b.bin", b"\x00\x01")
     assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
     assert sorted(os.listdir(tmp_path)) == ["a", "b.bin"]
+
+
+@pytest.mark.parametrize("shape, bands", [((1, 1, 3), [1]), ((70, 33, 3), [1, 63, 6]), ((130, 9), [130]), ((65, 4, 3), [64, 1])])
+def test_png_row_writer_writes_exactly_the_rows_given(tmp_path, shape, bands):
+    rng = np.random.default_rng(len(shape) + shape[0])
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    pixels[: shape[0] // 2] //= 16  # smooth and noisy rows, so different filters win
+    for level in (0, 3, 9):
+        dest = tmp_path / f"rows{level}.png"
+        with atomic_output(dest) as tmp, open(tmp, "wb") as file:
+            writer = PngRowWriter(file, shape[1], shape[0], 3 if len(shape) == 3 else 1, compress_level=level)
+            top = 0
+            for rows in bands:
+                writer.write(pixels[top : top + rows])
+                top += rows
+            writer.close()
+        with Image.open(dest) as image:
+            image.load()
+            np.testing.assert_array_equal(np.asarray(image), pixels)
+
+
+def test_png_row_writer_refuses_rows_that_do_not_fit_the_header(tmp_path):
+    with open(tmp_path / "x.png", "wb") as file:
+        writer = PngRowWriter(file, 4, 2)
+        with pytest.raises(ValueError):
+            writer.write(np.zeros((1, 5, 3), np.uint8))
+        with pytest.raises(ValueError):
+            writer.write(np.zeros((3, 4, 3), np.uint8))
+        writer.write(np.zeros((1, 4, 3), np.uint8))
+        with pytest.raises(ValueError):
+            writer.close()  # a row short

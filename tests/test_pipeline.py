@@ -317,3 +317,70 @@ def test_an_output_that_a_symlink_would_lead_outside_the_output_folder_is_refuse
     assert jobs == [] and len(outcomes) == 1
     assert outcomes[0].status == "failed" and "symlink" in outcomes[0].message
     assert list(elsewhere.iterdir()) == []
+
+
+def test_an_image_above_the_tile_size_is_streamed_to_the_same_png(tiny_model_path, real_jpegs, tmp_path):
+    """Large images are read, coloured and written band by band (PngRowWriter); the file holds
+    the pixels the in-memory API gives, and --fits still gets its whole cube."""
+    from galcolor.infer import TILE
+    from galcolor.pipeline import Extras
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.open(real_jpegs[0]).resize((TILE + 77, TILE + 20)).save(folder / "large.png")
+    Image.open(real_jpegs[1]).save(folder / "small.jpg")
+    model = load_model(tiny_model_path)
+    jobs, _ = plan_jobs([folder], tmp_path / "out", overwrite=False, skip_existing=False)
+    outcomes = colorize_files(jobs, model, progress=False, extras=Extras(fits=True))
+    assert [o.status for o in outcomes] == ["coloured", "coloured"], outcomes
+    for job in jobs:
+        expected = colorize(read_image(job.source).rgb, model)
+        written = np.asarray(Image.open(job.output))
+        assert written.shape == expected.shape
+        assert np.abs(written.astype(int) - expected).max() <= 1, job.source
+    from astropy.io import fits
+
+    cube = fits.getdata(tmp_path / "out" / "large.fits")
+    assert cube.shape == (3, TILE + 20, TILE + 77)
+    np.testing.assert_allclose(cube[:, ::-1].transpose(1, 2, 0), np.asarray(Image.open(tmp_path / "out" / "large.png")) / 255.0, atol=1e-6)
+    assert files_under(tmp_path / "out") == ["large.fits", "large.png", "small.fits", "small.png"]
+
+
+def test_lanes_keep_job_order_and_restore_torch_threads(tiny_model_path, real_jpegs, tmp_path):
+    """Several files coloured at once, each lane with its own copy of the network: a cautious
+    model's verdict (from forward hooks) must still be each image's own."""
+    import dataclasses
+
+    import torch
+
+    from galcolor.caution import Caution, pooled_features
+    from galcolor.infer import predict_ab
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index, source in enumerate(real_jpegs[:6]):
+        shutil.copy(source, folder / f"{index}.jpg")
+    model = load_model(tiny_model_path)
+    jobs, _ = plan_jobs([folder], tmp_path / "out", overwrite=False, skip_existing=False)
+    pooled = []
+    for job in jobs:
+        lightness = torch.from_numpy(read_image(job.source).rgb).permute(2, 0, 1)[None]
+        from galcolor.color import rgb_to_lab
+
+        with pooled_features(model.network) as features:
+            predict_ab(model, rgb_to_lab(lightness)[:, :1])
+        pooled.append(features.mean()[0])
+    centre = torch.stack(pooled).mean(0)
+    unfitted = Caution(centre, torch.eye(len(centre)), torch.tensor([0.0, 1.0]))
+    distances = unfitted.distance(torch.stack(pooled))
+    assert distances.max() > 1.2 * distances.min()
+    cautious = dataclasses.replace(model, caution=Caution(centre, torch.eye(len(centre)),
+                                                          torch.stack([distances.min() * 0.9, distances.max() * 1.1])))
+    before = torch.get_num_threads()
+    outcomes = colorize_files(jobs, cautious, workers=3, progress=False)
+    assert torch.get_num_threads() == before
+    assert [o.source for o in outcomes] == [str(j.source) for j in jobs]  # job order, whatever finished first
+    assert {o.status for o in outcomes} == {"coloured"}
+    for job in jobs:
+        expected = colorize(read_image(job.source).rgb, cautious)
+        assert np.abs(np.asarray(Image.open(job.output)).astype(int) - expected).max() <= 1, job.source

@@ -68,7 +68,7 @@ def test_weighted_ab_loss_on_pure_sky_with_zero_sky_weight_is_finite():
 def test_tiny_unet_overfits_a_handful_of_real_galaxies(few_galaxies):
     """The model, the Lab targets, the loss and the optimiser together can learn galaxy colour."""
     dataset = load_split(few_galaxies, "all", max_images=4, progress=False)
-    batch = next(training_batches(dataset, 4, 64, 0.0, torch.Generator().manual_seed(0)))
+    _, batch = next(training_batches(dataset, 4, 64, 0.0, torch.Generator().manual_seed(0)))
     x, target, lightness = prepare(batch)
     assert (lightness > 15).any()  # the centred crops hold galaxy light, not just sky
 

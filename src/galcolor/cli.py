@@ -27,6 +27,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _png_level(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError(f"must be 0 to 9, got {value}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -55,16 +62,32 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _fraction_percent(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 100, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import ModelConfig, TrainConfig
     from .datasets import REGISTRY
     from .device import DEVICE_CHOICES
-    from .io import DEFAULT_MAX_PIXELS, FITS_STRETCH_HELP
+    from .io import DEFAULT_MAX_PIXELS, FITS_STRETCH_HELP, FOLDER_PNG_LEVEL
 
     model_defaults, train_defaults = ModelConfig(), TrainConfig()
     parser = argparse.ArgumentParser(prog="galcolor", description="Colour grayscale galaxy images with deep convolutional networks.")
     parser.add_argument("--version", action="version", version=f"galcolor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def style(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--style", choices=tuple(STYLES), default="auto",
+                         help="colour style: auto (default) fades colour towards grey as an image looks less like the training survey; "
+                              "sdss: the training survey's full colour everywhere; muted: auto at 60%% saturation, like DECaLS or GAMA renderings")
+        sub.add_argument("--caution", type=_non_negative_float, default=None, metavar="S",
+                         help="how strongly colour fades on unfamiliar images: colour x confidence**S (default: the style's; 0 turns it off)")
+        sub.add_argument("--saturation", type=_non_negative_float, default=None, metavar="F",
+                         help="multiply the colour by F (default: the style's)")
 
     def common(sub: argparse.ArgumentParser, model: bool = True) -> None:
         if model:
@@ -75,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="colour scikit-image's Hubble Deep Field from its L alone and score it")
     demo.add_argument("-o", "--out", type=Path, default=Path("galcolor-demo"), help="output folder (default: ./galcolor-demo)")
+    style(demo)
     common(demo)
 
     colorize = commands.add_parser(
@@ -85,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     colorize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders (searched recursively)")
     colorize.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
-    colorize.add_argument("--batch-size", type=_positive_int, default=8, help="same-size images coloured together (default: 8)")
+    colorize.add_argument("--batch-size", type=_positive_int, default=8, help="on a GPU: same-size images coloured together (default: 8); on a CPU each core colours its own images one by one")
     colorize.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help=f"refuse images larger than this (default: {DEFAULT_MAX_PIXELS:,})")
     colorize.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a killed run)")
     colorize.add_argument("--overwrite", action="store_true", help="allow an output to replace its own input file")
@@ -99,10 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     colorize.add_argument("--temperature", type=float, default=None,
                           help="annealed-mean temperature of a classification model (default: the one chosen on validation)")
     colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file")
+    colorize.add_argument("--compress-level", type=_png_level, default=FOLDER_PNG_LEVEL, metavar="0-9",
+                          help=f"zlib level of the PNGs: the same pixels at every level, 9 smallest, 0 fastest (default: {FOLDER_PNG_LEVEL}; "
+                               "Pillow's default 6 makes files about 8%% smaller and takes 3x longer)")
+    style(colorize)
     common(colorize)
 
     train = commands.add_parser("train", help="train a model on a folder of colour images")
-    train.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder of colour images (searched recursively), or a Galaxy10-style .h5 file")
+    train.add_argument("data_dir", type=Path, nargs="+", metavar="DATA_DIR",
+                       help="folder of colour images (searched recursively), or a Galaxy10-style .h5 file; several for several surveys")
+    train.add_argument("--folder-weights", type=_non_negative_float, nargs="+", default=None, metavar="W",
+                       help="with several DATA_DIRs: each one's share of a training epoch (default: equal shares)")
     train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder: checkpoints, config.json, log.csv")
     train.add_argument("--model", dest="arch", choices=("seed", "unet"), default=model_defaults.arch, help="architecture (default: unet)")
     train.add_argument("--width", type=_positive_int, default=model_defaults.base_width, help=f"U-Net base width (default: {model_defaults.base_width})")
@@ -112,9 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--rebalance-mix", type=float, default=train_defaults.rebalance_mix, help="classify: λ of the class rebalancing (default: 0.5)")
     train.add_argument("--adversarial-weight", type=_non_negative_float, default=train_defaults.adversarial_weight,
                        help="weight of a PatchGAN (pix2pix) term; 0 (default) trains without a discriminator")
+    train.add_argument("--lightness", choices=("canonical", "raw"), default=model_defaults.input_lightness,
+                       help="canonical (default): the network sees L rank-matched to the training set, whatever the stretch; raw: L as given")
+    train.add_argument("--augment", choices=("instrument", "none"), default=train_defaults.augment,
+                       help="instrument (default): imitate other telescopes' stretch, noise, sky, PSF, resolution and JPEG; none: rotations, flips, crops")
     train.add_argument("--init-from", type=Path, default=None, help="start from this checkpoint's weights where they fit (fine-tuning)")
     train.add_argument("--epochs", type=_positive_int, default=train_defaults.epochs, help=f"default: {train_defaults.epochs}")
-    train.add_argument("--batch-size", type=_positive_int, default=train_defaults.batch_size, help=f"default: {train_defaults.batch_size}")
+    train.add_argument("--batch-size", type=_positive_int, default=train_defaults.batch_size,
+                       help=f"images per step; under torchrun the global batch, split over the processes (default: {train_defaults.batch_size})")
     train.add_argument("--crop", type=_positive_int, default=train_defaults.crop, help=f"training crop side in pixels (default: {train_defaults.crop})")
     train.add_argument("--lr", type=_positive_float, default=train_defaults.lr, help=f"peak AdamW learning rate (default: {train_defaults.lr})")
     train.add_argument("--weight-decay", type=_non_negative_float, default=train_defaults.weight_decay)
@@ -134,7 +170,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-o", "--out", type=Path, default=Path("galcolor-report"), metavar="REPORT_DIR", help="default: ./galcolor-report")
     evaluate.add_argument("--examples", type=_non_negative_int, default=6, help="images shown in examples.png (default: 6)")
     evaluate.add_argument("--max-images", type=_positive_int, default=None)
+    style(evaluate)
     common(evaluate, model=False)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit a model's caution: how unlike its training survey an image may be before its colour fades",
+        description="Fits a Gaussian to the model's bottleneck features over DATA_DIR's train split; colour is full within the spread "
+        "of its val split and fades to grey by the distance of all but the nearest few of the --other images (other surveys, press images).",
+    )
+    calibrate.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="the folder the model was trained on")
+    calibrate.add_argument("--other", type=Path, action="append", required=True, metavar="DIR", help="images unlike the training survey; repeat for several")
+    calibrate.add_argument("-o", "--out", type=Path, required=True, help="the calibrated checkpoint to write (.safetensors)")
+    calibrate.add_argument("--far-percentile", type=_fraction_percent, default=5.0,
+                           help="colour is gone at this percentile of the other images' distances (default: 5)")
+    calibrate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction)
+    common(calibrate)
 
     serve = commands.add_parser("serve", help="run the local web app (needs: pip install 'galcolor[web]')")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; there is no login)")
@@ -156,13 +206,29 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--json", action="store_true")
 
     bench = commands.add_parser("bench", help="measure throughput and peak memory beside a baseline run in the same process")
-    bench.add_argument("what", choices=("train", "colorize", "tile"), help="train: tuned step vs eager fp32; colorize: pipeline vs per-image loop; tile: a large image in tiles")
-    bench.add_argument("--images", type=_positive_int, default=64, help="colorize: synthetic 256x256 JPEGs (default: 64)")
-    bench.add_argument("--batch-size", type=_positive_int, default=None, help="train: default 64; colorize: default 16")
+    bench.add_argument("what", choices=("train", "colorize", "tile", "onnx"), help="train: tuned step vs eager fp32; colorize: pipeline vs per-image loop; tile: a large image in tiles; "
+                       "onnx: onnxruntime vs PyTorch on synthetic 256x256 images")
+    bench.add_argument("--images", type=_positive_int, default=64, help="colorize, onnx: synthetic 256x256 JPEGs (default: 64)")
+    bench.add_argument("--batch-size", type=_positive_int, default=None, help="train: default 64; colorize, onnx: default 16")
     bench.add_argument("--steps", type=_positive_int, default=10, help="train: timed steps (default: 10)")
     bench.add_argument("--size", type=_positive_int, default=4096, help="tile: image side (default: 4096)")
     bench.add_argument("--out-json", type=Path, default=None, metavar="F", help="also write the figures to this JSON file")
     common(bench)
+
+    export = commands.add_parser(
+        "export", help="export a model to ONNX for onnxruntime (needs: pip install 'galcolor[onnx]')",
+        description="Write the network and its decode as one ONNX graph: normalised L (batch, 1, height, width) in, "
+        "ab (batch, 2, height, width) out, every axis but the channels dynamic. Height and width must be multiples of the "
+        "model's size_multiple (stored with the model config in the file's metadata); galcolor.export.OnnxColorizer pads for you. "
+        "The graph is checked against PyTorch with onnxruntime before the file is written.",
+    )
+    export.add_argument("--onnx", type=Path, required=True, metavar="PATH", help="the .onnx file to write (replaced atomically)")
+    export.add_argument("--model", type=Path, default=None, help="a galcolor .safetensors checkpoint (default: the shipped model)")
+    export.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset to target (default: the exporter's own choice; older opsets are converted down where possible)")
+    export.add_argument("--temperature", type=float, default=None,
+                        help="annealed-mean temperature baked into a classification model's graph (default: the checkpoint's)")
+    export.add_argument("-q", "--quiet", action="store_true", help="no summary, only errors")
+    export.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     return parser
 
 
@@ -171,8 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", module="PIL")  # odd EXIF and the like: the file still decodes
     try:
-        return {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "bench": _bench,
-                "serve": _serve, "data": _data}[args.command](args)
+        return {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "calibrate": _calibrate, "bench": _bench,
+                "serve": _serve, "data": _data, "export": _export}[args.command](args)
     except GalcolorError as err:
         print(f"galcolor: error: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -183,6 +249,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("galcolor: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+STYLES = {"auto": (1.0, 1.0), "sdss": (0.0, 1.0), "muted": (1.0, 0.6)}  # (caution strength, saturation)
+
+
+def styled(model, args):
+    """The model with the colour style the user chose: a preset, then explicit --caution/--saturation."""
+    caution, saturation = STYLES[args.style]
+    return model.with_style(caution if args.caution is None else args.caution, saturation if args.saturation is None else args.saturation)
 
 
 def _say(args, text: str) -> None:
@@ -212,10 +287,13 @@ def _demo(args) -> int:
     from .io import write_png
 
     began = time.perf_counter()
-    model = load_model(args.model, args.device)
+    model = styled(load_model(args.model, args.device), args)
     truth = hubble_deep_field()  # (872, 1000, 3) uint8, a real HST colour image
     name = _unique_name(_model_name(args.model), {"gray", "lut"})
-    scored = score_images([truth], [None], ["Hubble Deep Field"], methods_for([(name, model)]), examples=1, progress=False)
+    candidates = [(name, model)]
+    if model.caution is not None and model.caution_strength > 0:  # show what caution changed, beside it
+        candidates.append((f"{name} --style sdss", model.with_style(0.0, 1.0)))
+    scored = score_images([truth], [None], ["Hubble Deep Field"], methods_for(candidates), examples=1, progress=False)
     coloured = scored.examples[0][2][name]
     write_png(args.out / "hubble_deep_field.colorized.png", np.asarray(coloured))
     paths = write_report(scored, args.out, {"data": "skimage.data.hubble_deep_field()", "model": str(model.source)}, name)
@@ -228,21 +306,39 @@ def _demo(args) -> int:
 
 
 def _colorize(args) -> int:
+    from .distributed import session
+
+    with session(args.device):  # under torchrun: each rank colours its share, rank 0 reports for all
+        return _colorize_share(args)
+
+
+def _colorize_share(args) -> int:
+    from . import distributed
     from .api import load_model
     from .io import atomic_write_text
     from .diversity import require_distribution
     from .pipeline import Extras, colorize_files, outcomes_as_dicts, plan_jobs
 
     began = time.perf_counter()
-    model = load_model(args.model, args.device)
+    model = styled(load_model(args.model, args.device), args)  # inside the session "cuda" is this rank's GPU
     if args.temperature is not None:
         model = model.with_temperature(args.temperature)
     extras = Extras(args.samples, args.uncertainty, args.seed, args.fits)
     if args.samples or args.uncertainty:
         require_distribution(model)
-    jobs, outcomes = plan_jobs(args.inputs, args.out, args.overwrite, args.skip_existing)
-    outcomes += colorize_files(jobs, model, batch_size=args.batch_size, max_pixels=args.max_pixels,
-                               progress=not (args.quiet or args.json), extras=extras)
+    # Planned once, by rank 0: with --skip-existing, a rank that planned after another had begun
+    # writing would see other jobs, and shares of different lists miss or repeat files.
+    jobs, outcomes = distributed.run_on_main(plan_jobs, args.inputs, args.out, args.overwrite, args.skip_existing)
+    coloured = distributed.gather(colorize_files(distributed.shard(jobs), model, batch_size=args.batch_size, max_pixels=args.max_pixels, compress_level=args.compress_level,
+                                                 progress=not (args.quiet or args.json) and distributed.is_main(), extras=extras))
+    if distributed.active():  # back from the ranks' interleaved shares to the planned order
+        position = {str(job.source): index for index, job in enumerate(jobs)}
+        coloured.sort(key=lambda outcome: position[outcome.source])
+    outcomes += coloured
+    if not distributed.is_main():
+        # Rank 0 alone reports, and its exit code counts every rank's files. A rank that exited 1
+        # here would have torchrun stop rank 0 before it had printed and written the report.
+        return EXIT_OK
     seconds = time.perf_counter() - began
     counts = {status: sum(o.status == status for o in outcomes) for status in ("coloured", "skipped", "failed")}
     summary = {**counts, "seconds": round(seconds, 2), "images_per_s": round(counts["coloured"] / seconds, 2) if seconds else None, "out": str(args.out)}
@@ -263,18 +359,22 @@ def _colorize(args) -> int:
 
 def _train(args) -> int:
     from .config import ModelConfig, TrainConfig
+    from .distributed import is_main
     from .train import train
 
-    model_config = ModelConfig(arch=args.arch, base_width=args.width, depth=args.depth, head=args.head)
+    model_config = ModelConfig(arch=args.arch, base_width=args.width, depth=args.depth, head=args.head, input_lightness=args.lightness)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
         sky_weight=args.sky_weight, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
         num_threads=args.threads, rebalance_mix=args.rebalance_mix, adversarial_weight=args.adversarial_weight, init_from=str(args.init_from) if args.init_from else None,
+        augment=args.augment, folder_weights=tuple(args.folder_weights) if args.folder_weights else None,
     )
     result = train(
         args.data_dir, args.out, model_config, train_config, resume=args.resume, device=args.device,
         progress=not (args.quiet or args.json), log=(lambda text: None) if (args.quiet or args.json) else print,
     )
+    if not is_main():  # under torchrun every rank returns the same result; rank 0 prints it
+        return EXIT_OK
     if args.json:
         print(json.dumps(_json_safe({"run_dir": str(result.run_dir), "best": str(result.best_path), "best_epoch": result.best_epoch,
                                      "best_metrics": result.best_metrics}), allow_nan=False))
@@ -293,7 +393,7 @@ def _evaluate(args) -> int:
     for path in model_paths:
         name = _unique_name(_model_name(path), taken)
         taken.add(name)
-        models.append((name, load_model(path, args.device)))
+        models.append((name, styled(load_model(path, args.device), args)))
     dataset = load_split(args.data_dir, args.split, args.val_fraction, args.max_images, progress=not (args.quiet or args.json))
     for line in dataset.skipped:
         print(f"galcolor: skipped {line}", file=sys.stderr)
@@ -308,6 +408,26 @@ def _evaluate(args) -> int:
     _say(args, format_table(scored.summaries))
     _say(args, "\n" + format_table(scored.summaries, SCIENCE_NAMES))
     _say(args, f"\n{len(images)} images; report: {paths['markdown']}")
+    return EXIT_OK
+
+
+def _calibrate(args) -> int:
+    from .api import load_model
+    from .calibrate import calibrate, save_calibrated
+
+    if args.out.suffix != ".safetensors":
+        print(f"galcolor: error: {args.out}: the calibrated model must be a .safetensors file", file=sys.stderr)
+        return EXIT_FAILED
+    model = load_model(args.model, args.device)
+    quiet = args.quiet or args.json
+    caution = calibrate(model, args.data_dir, args.other, args.val_fraction, args.far_percentile, progress=not quiet,
+                        log=(lambda text: None) if quiet else print)
+    save_calibrated(model, caution, args.out, {"data": str(args.data_dir), "other": [str(d) for d in args.other],
+                                               "far_percentile": args.far_percentile})
+    limits = [round(float(x), 3) for x in caution.limits]
+    if args.json:
+        print(json.dumps({"out": str(args.out), "full_colour_within": limits[0], "grey_beyond": limits[1]}))
+    _say(args, f"caution: full colour within distance {limits[0]}, grey beyond {limits[1]} -> {args.out}")
     return EXIT_OK
 
 
@@ -344,6 +464,10 @@ def _bench(args) -> int:
         figures = bench_train(model.config, args.device, batch_size=args.batch_size or 64, steps=args.steps)
     elif args.what == "colorize":
         figures = bench_colorize(model, images=args.images, batch_size=args.batch_size or 16)
+    elif args.what == "onnx":
+        from .bench import bench_onnx
+
+        figures = bench_onnx(model, images=args.images, batch_size=args.batch_size or 16)
     else:
         figures = bench_tile(model, size=args.size)
     result = {"bench": args.what, "device": device_description(device), "torch": torch_version(), "figures": figures}
@@ -357,6 +481,24 @@ def _bench(args) -> int:
             _say(args, f"  {name:22s} " + "  ".join(f"{k} {_human(k, v)}" for k, v in values.items() if v is not None))
         else:
             _say(args, f"  {name:22s} {values:.2f}" if isinstance(values, float) else f"  {name:22s} {values}")
+    return EXIT_OK
+
+
+def _export(args) -> int:
+    from .api import load_model
+    from .export import export_onnx
+
+    began = time.perf_counter()
+    model = load_model(args.model, "cpu")
+    if args.temperature is not None:
+        model = model.with_temperature(args.temperature)
+    result = export_onnx(model, args.onnx, opset=args.opset)
+    result["seconds"] = round(time.perf_counter() - began, 2)
+    if args.json:
+        print(json.dumps(result))
+    _say(args, f"wrote {result['onnx']} ({result['bytes'] / 2**20:.1f} MiB, opset {result['opset']}, {result['head']} head, "
+         f"height and width multiples of {result['size_multiple']}); onnxruntime vs PyTorch fp32: max |Δab| "
+         f"{result['max_abs_ab_diff_vs_pytorch_fp32']:.2g} in {result['seconds']} s")
     return EXIT_OK
 
 

@@ -24,10 +24,16 @@ class ModelConfig:
     """Number of ab bins of a 'classify' head; set from the training data."""
     temperature: float = 0.38
     """Annealed-mean temperature of a 'classify' head (lower: more vivid, patchier)."""
+    input_lightness: str = "canonical"
+    """'canonical': each image's L is rank-matched to the training set's lightness distribution
+    first, so how it was stretched does not matter (see lightness.py); 'raw': L as given
+    (checkpoints from before this option)."""
 
     def __post_init__(self) -> None:
         if self.arch not in ("seed", "unet"):
             raise GalcolorError(f"unknown architecture {self.arch!r}: choose seed or unet")
+        if self.input_lightness not in ("canonical", "raw"):
+            raise GalcolorError(f"unknown input lightness {self.input_lightness!r}: choose canonical or raw")
         if self.head not in ("regress", "classify"):
             raise GalcolorError(f"unknown head {self.head!r}: choose regress or classify")
         if not 0.0 < self.temperature <= 1.0:
@@ -72,6 +78,11 @@ class TrainConfig:
     max_images: int | None = None
     """Use only the first N images of the sorted listing (quick experiments and tests)."""
     num_threads: int | None = None
+    folder_weights: tuple[float, ...] | None = None
+    """With several data folders: each folder's share of a training epoch (default: equal shares)."""
+    augment: str = "instrument"
+    """'instrument': imitate other telescopes and renderings (stretch, gain and clipping, sky, noise,
+    PSF, resolution, scale, JPEG; see augment.py); 'none': rotations, flips and crops only."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -88,6 +99,8 @@ class TrainConfig:
             raise GalcolorError("adversarial_weight must not be negative")
         if not 0.0 <= self.rebalance_mix <= 1.0:
             raise GalcolorError("rebalance_mix must lie between 0 and 1")
+        if self.augment not in ("instrument", "none"):
+            raise GalcolorError(f"unknown augmentation {self.augment!r}: choose instrument or none")
         if self.sky_weight < 0.0:
             raise GalcolorError("sky_weight must not be negative")
 

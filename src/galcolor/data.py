@@ -47,6 +47,7 @@ class GalaxySet:
     labels: list[int | None]
     relatives: list[PurePosixPath]
     skipped: list[str]  # one line per unusable file
+    sampling_weights: list[float] | None = None  # per image; None: every image once per epoch
 
     def __len__(self) -> int:
         return len(self.images)
@@ -74,7 +75,8 @@ def load_split(
     found, _ = find_inputs([data_dir])
     if max_images is not None:
         # A subset in hash order mixes all folders (spirals and non-spirals alike), unlike a prefix.
-        found = sorted(found, key=lambda item: _hash_fraction(item[1]))[:max_images]
+        # Its own salted hash: ordering by the split's hash would take the val images first.
+        found = sorted(found, key=lambda item: _hash_fraction(PurePosixPath("subset") / item[1]))[:max_images]
     chosen = [(f, r) for f, r in found if split == "all" or split_of(r, val_fraction) == split]
     if found and not chosen:
         raise GalcolorError(
@@ -101,6 +103,54 @@ def load_split(
             f"({len(found)} image files found, {len(dataset.skipped)} unusable)"
         )
     return dataset
+
+
+def load_folders(
+    data_dirs: list[Path],
+    split: str,
+    val_fraction: float = 0.15,
+    max_images: int | None = None,
+    progress: bool = True,
+    folder_weights: list[float] | None = None,
+) -> GalaxySet:
+    """One split of several folders (e.g. several surveys) as one set. Each folder's share of a
+    training epoch is its weight over the sum of weights, however many images it holds; without
+    weights a single folder is read as load_split reads it."""
+    data_dirs = [Path(d) for d in data_dirs]
+    if folder_weights is not None and len(folder_weights) != len(data_dirs):
+        raise GalcolorError(f"{len(folder_weights)} folder weights for {len(data_dirs)} data folders: give one weight per folder")
+    if folder_weights is not None and (min(folder_weights) < 0 or sum(folder_weights) <= 0):
+        raise GalcolorError("folder weights must not be negative, and at least one must be positive")
+    if len(data_dirs) == 1 and folder_weights is None:
+        return load_split(data_dirs[0], split, val_fraction, max_images, progress)
+    weights = folder_weights or [1.0] * len(data_dirs)
+    merged = GalaxySet([], [], [], [], [])
+    for number, (folder, weight) in enumerate(zip(data_dirs, weights)):
+        try:
+            part = load_split(folder, split, val_fraction, max_images, progress)
+        except GalcolorError as err:  # a small survey may have nothing in one split; the others still count
+            merged.skipped.append(str(err))
+            continue
+        prefix = PurePosixPath(f"{number}-{folder.name}")  # two folders may share a name
+        merged.images += part.images
+        # A folder that is itself "spirals" labels its images, as it would one level up.
+        merged.labels += [label_of(PurePosixPath(folder.name) / r) if label is None else label
+                          for label, r in zip(part.labels, part.relatives)]
+        merged.relatives += [prefix / relative for relative in part.relatives]
+        merged.skipped += part.skipped
+        merged.sampling_weights += [weight / len(part)] * len(part)
+    if not merged.images:
+        raise GalcolorError(f"no usable colour images in the {split} split of any of {', '.join(map(str, data_dirs))}")
+    return merged
+
+
+def epoch_order(dataset: GalaxySet, generator: torch.Generator) -> list[int]:
+    """The images of one epoch, in order: a permutation, or as many weighted draws (with
+    replacement) when the folders carry weights."""
+    if dataset.sampling_weights is None:
+        return torch.randperm(len(dataset), generator=generator).tolist()
+    weights = torch.tensor(dataset.sampling_weights, dtype=torch.float64)
+    return torch.multinomial(weights, len(dataset), replacement=True, generator=generator).tolist()
 
 
 def augment_crop(image: torch.Tensor, crop: int, jitter: float, generator: torch.Generator) -> torch.Tensor:
@@ -132,12 +182,13 @@ def _jittered_start(margin: int, jitter: float, draw: float) -> int:
 def training_batches(
     dataset: GalaxySet, batch_size: int, crop: int, jitter: float, generator: torch.Generator
 ):
-    """Yield (B, 3, crop, crop) uint8 batches for one epoch, the order and crops drawn from `generator`."""
-    order = torch.randperm(len(dataset), generator=generator).tolist()
+    """Yield (image indices, (B, 3, crop, crop) uint8 batch) for one epoch, the order and crops drawn
+    from `generator`. The indices let the trainer see the whole image a crop came from."""
+    order = epoch_order(dataset, generator)
     # Full batches only (batch norm dislikes a last batch of one); a set smaller than one batch is one batch.
     for start in range(0, max(1, len(order) // batch_size) * batch_size, batch_size):
         indices = order[start : start + batch_size]
-        yield torch.stack([augment_crop(dataset.images[i], crop, jitter, generator) for i in indices])
+        yield indices, torch.stack([augment_crop(dataset.images[i], crop, jitter, generator) for i in indices])
 
 
 def lightness_lut(dataset: GalaxySet, to_lab) -> torch.Tensor:

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io as io_module
+import queue
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from .api import colorize_lab_batch
+from .api import colorize_lab, colorize_lab_batch
 from .checkpoint import LoadedModel
 from .color import lab_array_to_rgb8
-from .errors import GalcolorError
+from .errors import GalcolorError, InputError
 from .diversity import extra_outputs
 from .fits_output import write_fits_rgb
-from .io import DEFAULT_MAX_PIXELS, atomic_write_bytes, DecodedImage, find_inputs, output_path, read_image, write_png
+from .infer import TILE, lab_bands
+from .io import (DEFAULT_MAX_PIXELS, FOLDER_PNG_LEVEL, DecodedImage, PngRowWriter, atomic_output, atomic_write_bytes, find_inputs, output_path,
+                 read_image, write_png)
 
 
 @dataclass
@@ -75,24 +82,125 @@ def colorize_files(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     batch_size: int = 8,
-    workers: int = 2,
+    workers: int | None = None,
     progress: bool = True,
     extras: Extras | None = None,
+    compress_level: int = FOLDER_PNG_LEVEL,
 ) -> list[FileOutcome]:
-    """Colour each job's input into its output. Decoding and PNG encoding run in a small thread pool
-    (they release the GIL), so the network rarely waits on files; at most 2*workers images wait decoded.
-    Consecutive images of the same size are coloured together, up to batch_size at a time."""
+    """Colour each job's input into its output; returns one outcome per job, in job order.
+
+    On the CPU, `workers` lanes (default: one per intra-op thread torch was given, i.e. per core)
+    each take a file through decode, colour and encode on one thread, with a replica of the model:
+    small images keep a core far better busy than one forward pass split over several (and than a
+    batch of them, whose activations outgrow the caches), and decoding and encoding run in
+    parallel too. On a GPU, decoding and PNG
+    encoding run in `workers` threads (default 2) while the network colours consecutive images of
+    the same size together, up to batch_size at a time. Either way an image above the tile size
+    is streamed: read, coloured and written band by band of rows, one such image at a time."""
+    with tqdm(total=len(jobs), unit="img", desc="colouring", disable=not progress) as bar:
+        if next(model.network.parameters()).device.type == "cpu":
+            return _colorize_in_lanes(jobs, model, max_pixels, workers, extras, compress_level, bar)
+        return _colorize_in_batches(jobs, model, max_pixels, batch_size, workers or 2, extras, compress_level, bar)
+
+
+def _colorize_in_lanes(jobs, model, max_pixels, workers, extras, compress_level, bar) -> list[FileOutcome]:
+    threads = torch.get_num_threads()
+    # One lane per thread: on the 2-core Xeon a third lane (to cover fsync waits) was 5-20 %
+    # slower, the cores' shared memory bandwidth being the limit rather than idle time.
+    lanes = max(1, min(workers or threads, len(jobs)))
+    replicas: queue.SimpleQueue = queue.SimpleQueue()
+    if lanes == 1:  # a single file: its network may as well use every thread torch has
+        replicas.put(model)
+        return [_settled(job, _colour_one, bar, job, replicas, max_pixels, extras, compress_level) for job in jobs]
+    # Each lane's forward hooks (caution's feature pooling) must see only its own images, so each
+    # lane runs its own copy of the network; galcolor's networks weigh a few MB.
+    for _ in range(lanes):
+        replicas.put(dataclasses.replace(model, network=copy.deepcopy(model.network)))
+    per_lane = max(1, threads // lanes)  # lanes share the cores; they do not also split each op across them
+    torch.set_num_threads(per_lane)
     outcomes: list[FileOutcome] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, tqdm(
-        total=len(jobs), unit="img", desc="colouring", disable=not progress
-    ) as bar:
+    try:
+        with ThreadPoolExecutor(max_workers=lanes) as pool:
+            pending: deque[tuple[Job, Future]] = deque()
+            for job in jobs:  # a few files ahead of the oldest unfinished one, not the whole folder queued
+                pending.append((job, pool.submit(_colour_one, job, replicas, max_pixels, extras, compress_level)))
+                if len(pending) >= 2 * lanes:
+                    outcomes.append(_settled(*pending.popleft(), bar))
+            while pending:
+                outcomes.append(_settled(*pending.popleft(), bar))
+    finally:
+        torch.set_num_threads(threads)
+    return outcomes
+
+
+_LARGE_IMAGES = threading.Lock()  # one streamed image at a time: their working sets are the large ones
+
+
+def _colour_one(job: Job, replicas: queue.SimpleQueue, max_pixels: int, extras: Extras | None, compress_level: int) -> None:
+    decoded = read_image(job.source, max_pixels=max_pixels)
+    model = replicas.get()
+    try:
+        if max(decoded.shape) > TILE:
+            with _LARGE_IMAGES:
+                _write_streamed(job.output, decoded, model, extras, compress_level)
+            return
+        lab, _ = colorize_lab(decoded.rgb, model)
+        extra, problem = _extra_arrays(job, lab, model, extras)
+    finally:
+        replicas.put(model)
+    header = decoded.fits_header if extras and extras.fits else None
+    _write_outputs(job.output, lab_array_to_rgb8(lab), extra, problem, bool(extras and extras.fits), header, compress_level)
+
+
+def _settled(job: Job, work: Future | Callable[..., None], bar, *args) -> FileOutcome:
+    """The outcome of a job's work: a future, or a function run here with args."""
+    try:
+        work.result() if isinstance(work, Future) else work(*args)
+        outcome = FileOutcome(str(job.source), str(job.output), "coloured")
+    except InputError as err:  # the input could not be read: no output was attempted
+        outcome = FileOutcome(str(job.source), None, "failed", str(err))
+    except GalcolorError as err:
+        outcome = FileOutcome(str(job.source), str(job.output), "failed", str(err))
+    bar.update(1)
+    return outcome
+
+
+def _write_streamed(path: Path, decoded: DecodedImage, model: LoadedModel, extras: Extras | None, compress_level: int) -> None:
+    """Colour a large image band by band of rows into a PNG written as the bands arrive: memory
+    holds the decoded pixels, one row of tiles and (for a cautious model) ab as float16."""
+    height, width = decoded.shape
+    keep = np.empty((height, width, 3), np.uint8) if extras and extras.fits else None  # FITS output needs the whole image
+    with atomic_output(path) as tmp, open(tmp, "wb") as file:
+        png = PngRowWriter(file, width, height, compress_level=compress_level)
+        for top, lab in lab_bands(model, decoded.rgb_rows, height, width):
+            for start in range(0, lab.shape[2], _OUTPUT_BAND):  # gamut fitting's temporaries stay small
+                rgb8 = lab_array_to_rgb8(lab[0, :, start : start + _OUTPUT_BAND].permute(1, 2, 0).numpy())
+                png.write(rgb8)
+                if keep is not None:
+                    keep[top + start : top + start + len(rgb8)] = rgb8
+        png.close()
+    if keep is not None:
+        stem = path.with_suffix("")
+        write_fits_rgb(stem.with_name(stem.name + ".fits"), keep, decoded.fits_header)
+    if extras and (extras.samples or extras.uncertainty):  # the colour is written; only the extras are refused
+        raise GalcolorError(f"{decoded.source}: coloured, but --samples and --uncertainty work on images up to {TILE} px a side")
+
+
+_OUTPUT_BAND = 128
+
+
+def _colorize_in_batches(jobs, model, max_pixels, batch_size, workers, extras, compress_level, bar) -> list[FileOutcome]:
+    """Decoding and PNG encoding in a thread pool (they release the GIL), so the network rarely
+    waits on files; at most 2*workers images wait decoded."""
+    outcomes: list[FileOutcome] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending: deque[tuple[Job, Future]] = deque()
         writes: deque[tuple[Job, Future]] = deque()
-        queue = iter(jobs)
+        queue_ = iter(jobs)
 
         def refill() -> None:
             while len(pending) < max(2 * workers, batch_size):
-                job = next(queue, None)
+                job = next(queue_, None)
                 if job is None:
                     return
                 pending.append((job, pool.submit(read_image, job.source, max_pixels=max_pixels)))
@@ -116,7 +224,15 @@ def colorize_files(
                     outcomes.append(FileOutcome(str(job.source), None, "failed", str(err)))
                     bar.update(1)
                     continue
-                if batch and decoded.rgb.shape != batch[0][1].rgb.shape:
+                if max(decoded.shape) > TILE:
+                    if batch:
+                        break  # colour the batch so far first, then this image alone
+                    pending.popleft()
+                    refill()
+                    finish_writes(limit=0)  # its band-by-band output must not wait behind queued writes
+                    outcomes.append(_settled(job, _write_streamed, bar, job.output, decoded, model, extras, compress_level))
+                    continue
+                if batch and decoded.shape != batch[0][1].shape:
                     break  # only images of one size share a forward pass
                 pending.popleft()
                 refill()
@@ -128,10 +244,11 @@ def colorize_files(
                 extra, problem = _extra_arrays(job, lab, model, extras)
                 header = decoded.fits_header if extras and extras.fits else None
                 writes.append((job, pool.submit(_write_outputs, job.output, lab_array_to_rgb8(lab), extra, problem,
-                                                bool(extras and extras.fits), header)))
+                                                bool(extras and extras.fits), header, compress_level)))
             finish_writes(limit=workers)
         finish_writes(limit=0)
-    return outcomes
+    position = {str(job.source): index for index, job in enumerate(jobs)}  # plan_jobs gives each source one job
+    return sorted(outcomes, key=lambda outcome: position[outcome.source])
 
 
 @dataclass(frozen=True)
@@ -153,9 +270,10 @@ def _extra_arrays(job: Job, lab, model: LoadedModel, extras: Extras | None) -> t
         return {}, f"{job.source}: coloured, but {err}"
 
 
-def _write_outputs(path: Path, rgb8, extra: dict, problem: str | None, fits: bool = False, header=None) -> None:
+def _write_outputs(path: Path, rgb8, extra: dict, problem: str | None, fits: bool = False, header=None,
+                   compress_level: int = FOLDER_PNG_LEVEL) -> None:
     """The coloured PNG, then its extras beside it (same stem), each atomically."""
-    write_png(path, rgb8)
+    write_png(path, rgb8, compress_level)
     stem = path.with_suffix("")
     if fits:
         write_fits_rgb(stem.with_name(stem.name + ".fits"), rgb8, header)

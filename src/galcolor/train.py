@@ -19,15 +19,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, distributed
 from .checkpoint import LoadedModel, load_checkpoint, load_tensors_with_json, save_checkpoint, save_tensors_with_json
 from .color import lab_array_to_rgb8, normalise_ab, normalise_lightness, rgb_to_lab
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
-from .data import GalaxySet, lightness_lut, load_split, training_batches
-from .device import autocast, bf16_autocast_pays, resolve_device
+from .augment import InstrumentAugmentation, imitate, optical, photometric
+from .data import GalaxySet, epoch_order, lightness_lut, load_folders, training_batches
+from .device import autocast, bf16_autocast_pays
 from .errors import GalcolorError
 from .infer import colorize_tensor
 from .io import atomic_write_text
+from .lightness import apply_table, mapping_table, reference_from
 from .metrics import SIGNAL_L, MetricAccumulator
 from .models import build_model, count_parameters
 from .models.discriminator import PatchDiscriminator
@@ -148,8 +150,13 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train a colourizer on the colour images in data_dir; checkpoints and logs go to run_dir."""
+    """Train a colourizer on the colour images in data_dir; checkpoints and logs go to run_dir.
+
+    In a process started by torchrun this joins the process group and trains with
+    DistributedDataParallel (see docs/distributed.md); every rank returns the same result."""
     run = Run(run_dir)
+    if not distributed.is_main():  # under torchrun, rank 0 speaks for the run
+        progress, log = False, _silent
     if run.dir.exists() and not run.dir.is_dir():
         raise GalcolorError(f"{run.dir}: is a file, not a run folder")
     if resume:
@@ -162,14 +169,40 @@ def train(
     if train_config.num_threads:
         torch.set_num_threads(train_config.num_threads)
     try:
-        trainer = Trainer(Path(data_dir), run, model_config, train_config, resolve_device(device), progress, log)
-        if resume:
-            trainer.restore()
-        else:
-            trainer.write_config()
-        return trainer.fit()
+        with distributed.session(device) as this_ranks_device:
+            folders = [Path(d) for d in data_dir] if isinstance(data_dir, (list, tuple)) else Path(data_dir)
+            trainer = Trainer(folders, run, model_config, train_config, this_ranks_device, progress, log)
+            if resume:
+                trainer.restore()  # on every rank: each steps its own copy of the optimizer
+            else:
+                distributed.barrier()  # every rank has found the folder free before rank 0 fills it
+                distributed.run_on_main(trainer.write_config)
+            return trainer.fit()
     finally:
         torch.set_num_threads(threads_before)
+
+
+def _silent(text: str) -> None:
+    pass
+
+
+def rank_share(order: list[int], batch_size: int, rank: int, world: int) -> list[int]:
+    """The images of rank `rank` in an epoch whose shuffled `order` all ranks share: disjoint from
+    the other ranks' shares and equally many for each, so every rank takes the same number of steps.
+    batch_size is the global batch; each step takes batch_size / world images from each rank."""
+    steps = max(1, len(order) // batch_size)
+    per_rank = min(batch_size // world, len(order) // world)  # a set smaller than one batch is one batch
+    return order[rank::world][: steps * per_rank]
+
+
+def check_shareable(batch_size: int, train_images: int, data_dir: Path) -> None:
+    """Refuse, before any step, a global batch or a training split that the ranks cannot share evenly."""
+    world = distributed.world()
+    if batch_size % world:
+        raise GalcolorError(f"--batch-size {batch_size} is the global batch and must split evenly over the {world} processes "
+                            f"of this torchrun run; use a multiple of {world}")
+    if train_images < world:
+        raise GalcolorError(f"{data_dir}: {train_images} training images cannot be shared by {world} processes")
 
 
 def _stored_configs(run: Run, requested: TrainConfig | None, log: Callable[[str], None]) -> tuple[ModelConfig, TrainConfig]:
@@ -194,11 +227,17 @@ class Trainer:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         self.data_dir, self.run, self.config, self.device, self.progress, self.log = data_dir, run, config, device, progress, log
-        self.train_set = load_split(data_dir, "train", config.val_fraction, config.max_images, progress)
-        self.val_set = load_split(data_dir, "val", config.val_fraction, config.max_images, progress)
+        folders = [Path(d) for d in (data_dir if isinstance(data_dir, (list, tuple)) else [data_dir])]
+        weights = list(config.folder_weights) if config.folder_weights else None
+        self.train_set = load_folders(folders, "train", config.val_fraction, config.max_images, progress, weights)
+        self.val_set = load_folders(folders, "val", config.val_fraction, config.max_images, progress, weights)
         for line in self.train_set.skipped + self.val_set.skipped:
             log(f"skipped {line}")
         self.lut_ab = lightness_lut(self.train_set, rgb_to_lab)
+        self.lightness_reference, self._whole_lightness_cache = None, {}
+        if model_config.input_lightness == "canonical":
+            self.lightness_reference = reference_from(self._whole_lightness(i) for i in range(len(self.train_set)))
+        self.augmentation = InstrumentAugmentation() if config.augment == "instrument" else None
         self.bins = None
         if model_config.head == "classify":
             self.bins = training_bins(self.train_set)
@@ -219,22 +258,60 @@ class Trainer:
         if config.adversarial_weight > 0:
             self.discriminator = PatchDiscriminator().to(device).to(memory_format=torch.channels_last)
             self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.999))
+        if distributed.active():
+            check_shareable(config.batch_size, len(self.train_set), data_dir)
+        # What training forwards through: the network, or under torchrun its DistributedDataParallel
+        # wrapper. self.network stays the bare module: saved, validated and restored as in one process.
+        self.training_network = distributed.data_parallel(self.network, device)
+
+    def _folders(self) -> list:
+        return list(self.data_dir) if isinstance(self.data_dir, (list, tuple)) else [self.data_dir]
 
     def model(self) -> LoadedModel:
-        return LoadedModel(self.network, self.model_config, lut_ab=self.lut_ab, bins=self.bins)
+        return LoadedModel(self.network, self.model_config, lut_ab=self.lut_ab, bins=self.bins,
+                           lightness_reference=self.lightness_reference)
+
+    def _whole_lightness(self, index: int) -> torch.Tensor:
+        """(1, H, W) L of a whole training image: a crop's canonical mapping is built from its whole
+        image, as at inference, where the mapping comes from the whole frame."""
+        if index not in self._whole_lightness_cache:
+            self._whole_lightness_cache[index] = rgb_to_lab(self.train_set.images[index][None].float() / 255.0)[0, :1]
+        return self._whole_lightness_cache[index]
+
+    def network_input(self, lab: torch.Tensor, indices: list[int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, h, w) Lab crops -> (the L the network sees, the target Lab), after imitating another
+        instrument where augmentation is on, and the canonical mapping where the model has one.
+        The target keeps the truth's L (it decides which pixels are galaxy), moved only by the optics."""
+        if self.augmentation is None and self.lightness_reference is None:
+            return lab[:, :1], lab
+        seen, targets = [], []
+        for crop_lab, index in zip(lab.cpu(), indices):
+            crop_l, true_l, crop_ab = crop_lab[:1], crop_lab[:1], crop_lab[1:]
+            draw = self.augmentation.draw(generator) if self.augmentation else None
+            if draw is not None:
+                crop_l, true_l, crop_ab = imitate(crop_l, crop_ab, draw, generator)
+            if self.lightness_reference is not None:
+                whole = self._whole_lightness(index)
+                if draw is not None and not draw.is_identity:  # the whole frame as the same instrument shows it
+                    whole = photometric(optical(whole[None], dataclasses.replace(draw, scale=1.0))[0], draw, generator)
+                crop_l = apply_table(crop_l, mapping_table(whole, self.lightness_reference))
+            seen.append(crop_l)
+            targets.append(torch.cat([true_l, crop_ab]))
+        return torch.stack(seen).to(lab.device), torch.stack(targets).to(lab.device)
 
     def write_config(self) -> None:
         self.run.dir.mkdir(parents=True, exist_ok=True)
         description = {
             "model": to_dict(self.model_config),
             "train": to_dict(self.config),
-            "data_dir": str(self.data_dir.resolve()),
+            "data_dir": [str(Path(d).resolve()) for d in self._folders()],
             "train_images": len(self.train_set),
             "val_images": len(self.val_set),
             "parameters": count_parameters(self.network),
             "galcolor": __version__,
             "torch": torch.__version__,
             "device": str(self.device),
+            "processes": distributed.world(),
             "bf16_autocast": bf16_autocast_pays(self.device),
             "python": platform.python_version(),
         }
@@ -254,14 +331,15 @@ class Trainer:
         self.best_epoch, self.best_metrics = payload["best_epoch"], payload["best_metrics"]
         self.log(f"resuming {self.run.dir} after epoch {self.start_epoch}")
 
-    def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
-        """(B, 3, crop, crop) uint8 sRGB -> the generator's loss of one batch, and, when training
-        adversarially, (normalised L, true ab, predicted ab) for the discriminator's step."""
-        lab = rgb_to_lab(batch.to(self.device, non_blocking=True).float() / 255.0)
+    def loss(self, batch: torch.Tensor, indices: list[int], generator: torch.Generator) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
+        """(B, 3, crop, crop) uint8 sRGB crops of the images `indices` -> the generator's loss of one
+        batch, and, when training adversarially, (normalised L, true ab, predicted ab) for the
+        discriminator's step. `generator` draws the augmentation."""
+        seen, lab = self.network_input(rgb_to_lab(batch.to(self.device, non_blocking=True).float() / 255.0), indices, generator)
         lightness = lab[:, :1]
-        x = normalise_lightness(lightness).contiguous(memory_format=torch.channels_last)
+        x = normalise_lightness(seen).contiguous(memory_format=torch.channels_last)
         with autocast(self.device):
-            output = self.network(x)
+            output = self.training_network(x)
         if self.bins is None:
             loss = weighted_ab_loss(output.float(), normalise_ab(lab[:, 1:]), lightness, self.config.sky_weight)
         else:
@@ -283,21 +361,28 @@ class Trainer:
             F.binary_cross_entropy_with_logits(fake.float(), torch.zeros_like(fake, dtype=torch.float32))
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.discriminator)  # not DDP-wrapped: loss() also runs it for the generator
         self.d_optimizer.step()
 
     def run_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the training split; returns (mean loss, images per second)."""
         self.network.train()
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
-        batches = training_batches(self.train_set, self.config.batch_size, self.config.crop, self.config.crop_jitter, generator)
+        if distributed.active():
+            batches, generator = self.rank_batches(generator)
+        else:
+            batches = training_batches(self.train_set, self.config.batch_size, self.config.crop, self.config.crop_jitter, generator)
         bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch",
                    disable=not self.progress, leave=False)
         began, losses = time.perf_counter(), []
-        for batch in bar:
-            loss, for_discriminator = self.loss(batch)
-            if not torch.isfinite(loss):
+        for indices, batch in bar:
+            loss, for_discriminator = self.loss(batch, indices, generator)
+            # Checked over all ranks, so that every rank stops at the same step instead of waiting
+            # in the next gradient all-reduce for one that stopped.
+            checked = distributed.mean_over_ranks(loss.detach())
+            if not torch.isfinite(checked):
                 kept = self.run.last if self.run.last.exists() else self.run.dir
-                raise GalcolorError(f"training stopped: the loss became {loss.item()} in epoch {epoch}; the last good checkpoint is kept in {kept}")
+                raise GalcolorError(f"training stopped: the loss became {checked.item()} in epoch {epoch}; the last good checkpoint is kept in {kept}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -307,15 +392,30 @@ class Trainer:
             losses.append(loss.detach())
             bar.set_postfix(loss=f"{loss.item():.4f}")
         seconds = time.perf_counter() - began
-        return float(torch.stack(losses).mean()), self.steps_per_epoch * self.config.batch_size / seconds
+        return float(distributed.mean_over_ranks(torch.stack(losses).mean())), self.steps_per_epoch * self.config.batch_size / seconds
+
+    def rank_batches(self, generator: torch.Generator):
+        """This rank's batches of the epoch that `generator` shuffles (indices into the whole
+        training split, as in one process), and the generator of this rank's own augmentation."""
+        order = epoch_order(self.train_set, generator)
+        mine = rank_share(order, self.config.batch_size, distributed.rank(), distributed.world())
+        # A stream of draws shared by all ranks would give the images at the same place in every
+        # rank's batch the same rotation, crop and imitated instrument.
+        seeds = torch.randint(0, 2**62, (distributed.world(),), generator=generator).tolist()
+        own = torch.Generator().manual_seed(seeds[distributed.rank()])
+        share = dataclasses.replace(self.train_set, images=[self.train_set.images[i] for i in mine],
+                                    labels=[self.train_set.labels[i] for i in mine],
+                                    relatives=[self.train_set.relatives[i] for i in mine], sampling_weights=None)
+        batches = training_batches(share, len(mine) // self.steps_per_epoch, self.config.crop, self.config.crop_jitter, own)
+        return (([mine[i] for i in indices], batch) for indices, batch in batches), own
 
     def save(self, epoch: int, metrics: dict[str, float]) -> None:
         """best (by validation de00_fg), last, and the state that --resume needs, each atomically."""
-        meta = {"epoch": epoch, "val_metrics": metrics, "train_config": to_dict(self.config), "data_dir": str(self.data_dir)}
+        meta = {"epoch": epoch, "val_metrics": metrics, "train_config": to_dict(self.config), "data_dir": [str(d) for d in self._folders()]}
         if not self.best_metrics or metrics[SELECTION_METRIC] < self.best_metrics[SELECTION_METRIC]:
             self.best_epoch, self.best_metrics = epoch, metrics
-            save_checkpoint(self.run.best, self.network, self.model_config, meta, self.lut_ab, self.bins)
-        save_checkpoint(self.run.last, self.network, self.model_config, meta, self.lut_ab, self.bins)
+            save_checkpoint(self.run.best, self.network, self.model_config, meta, self.lut_ab, self.bins, self.lightness_reference)
+        save_checkpoint(self.run.last, self.network, self.model_config, meta, self.lut_ab, self.bins, self.lightness_reference)
         optimizer_tensors, optimizer_payload = _optimizer_to_tensors(self.optimizer)
         tensors = {**{f"model.{k}": v for k, v in self.network.state_dict().items()}, **optimizer_tensors}
         payload = {"epoch": epoch, "optimizer": optimizer_payload, "scheduler": self.scheduler.state_dict(), "history": self.history,
@@ -327,33 +427,41 @@ class Trainer:
         _write_log(self.run.log, self.history)
 
     def fit(self) -> TrainResult:
-        tensorboard = _open_tensorboard(self.run.dir)
+        tensorboard = _open_tensorboard(self.run.dir) if distributed.is_main() else None
         try:
             for epoch in range(self.start_epoch + 1, self.config.epochs + 1):
                 train_loss, images_per_s = self.run_epoch(epoch)
-                metrics = validate(self.model(), self.val_set, self.config.batch_size, self.config.sky_weight)
-                row = {"epoch": epoch, "train_loss": train_loss, "lr": self.scheduler.get_last_lr()[0], "images_per_s": images_per_s,
-                       **{k: metrics[k] for k in LOGGED_METRICS}}
-                self.history.append(row)
-                if tensorboard:
-                    for key, value in row.items():
-                        tensorboard.add_scalar(key, value, epoch)
-                self.save(epoch, metrics)
-                self.log(
-                    f"epoch {epoch:3d}  loss {train_loss:.4f}  val de00_fg {metrics['de00_fg']:.2f}  ab_fg {metrics['ab_fg']:.2f}  "
-                    f"colour_r {metrics['colour_r']:.3f}  dcf {metrics['dcf']:.2f}  {images_per_s:.0f} img/s"
-                )
+                # Rank 0 alone validates and writes the run folder; the others wait for its
+                # bookkeeping, so every rank goes on with (and returns) the same history.
+                self.history, self.best_epoch, self.best_metrics = distributed.run_on_main(
+                    self.finish_epoch, epoch, train_loss, images_per_s, tensorboard)
         finally:
             if tensorboard:
                 tensorboard.close()
         if self.bins is not None and self.best_metrics:
-            self.choose_temperature()
+            self.best_metrics = distributed.run_on_main(self.choose_temperature)
         return TrainResult(self.run.dir, self.run.best, self.run.last, self.best_epoch, self.best_metrics, self.history)
 
+    def finish_epoch(self, epoch: int, train_loss: float, images_per_s: float, tensorboard) -> tuple[list[dict[str, Any]], int, dict[str, float]]:
+        """Validate, log and save a finished epoch; returns (history, best epoch, best metrics)."""
+        metrics = validate(self.model(), self.val_set, self.config.batch_size, self.config.sky_weight)
+        row = {"epoch": epoch, "train_loss": train_loss, "lr": self.scheduler.get_last_lr()[0], "images_per_s": images_per_s,
+               **{k: metrics[k] for k in LOGGED_METRICS}}
+        self.history.append(row)
+        if tensorboard:
+            for key, value in row.items():
+                tensorboard.add_scalar(key, value, epoch)
+        self.save(epoch, metrics)
+        self.log(
+            f"epoch {epoch:3d}  loss {train_loss:.4f}  val de00_fg {metrics['de00_fg']:.2f}  ab_fg {metrics['ab_fg']:.2f}  "
+            f"colour_r {metrics['colour_r']:.3f}  dcf {metrics['dcf']:.2f}  {images_per_s:.0f} img/s"
+        )
+        return self.history, self.best_epoch, self.best_metrics
 
-    def choose_temperature(self, candidates: tuple[float, ...] = TEMPERATURES) -> None:
+
+    def choose_temperature(self, candidates: tuple[float, ...] = TEMPERATURES) -> dict[str, float]:
         """Pick the annealed-mean temperature of the best checkpoint on the validation split
-        (lowest de00_fg) and store it in that checkpoint's config."""
+        (lowest de00_fg) and store it in that checkpoint's config; returns its metrics."""
         best = load_checkpoint(self.run.best, self.device)
         scores = {}
         for temperature in candidates:
@@ -361,8 +469,9 @@ class Trainer:
         chosen = min(scores, key=lambda t: scores[t][SELECTION_METRIC])
         self.best_metrics = scores[chosen]
         meta = {**best.metadata, "val_metrics": scores[chosen], "temperature_scores": {str(t): m[SELECTION_METRIC] for t, m in scores.items()}}
-        save_checkpoint(self.run.best, best.network, best.with_temperature(chosen).config, meta, self.lut_ab, self.bins)
+        save_checkpoint(self.run.best, best.network, best.with_temperature(chosen).config, meta, self.lut_ab, self.bins, self.lightness_reference)
         self.log(f"temperature {chosen} chosen on validation: de00_fg " + ", ".join(f"T={t}: {m[SELECTION_METRIC]:.2f}" for t, m in scores.items()))
+        return self.best_metrics
 
 
 LOGGED_METRICS = ("val_loss", "psnr", "de00_fg", "ab_fg", "auc_fg", "dcf", "colour_r", "class_auc", "truth_class_auc")
