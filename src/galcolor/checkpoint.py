@@ -47,6 +47,11 @@ class LoadedModel:
     saturation: float = 1.0
     """A last multiplier of ab: the colour style (1 the training survey's, below 1 more muted)."""
 
+    @property
+    def cautious(self) -> bool:
+        """Whether its colour fades on unfamiliar images: calibrated, and caution not switched off."""
+        return self.caution is not None and self.caution_strength > 0
+
     def with_style(self, caution_strength: float | None = None, saturation: float | None = None) -> "LoadedModel":
         """The same model with another caution strength or saturation (None keeps the current one)."""
         strength = self.caution_strength if caution_strength is None else caution_strength

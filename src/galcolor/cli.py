@@ -291,7 +291,7 @@ def _demo(args) -> int:
     truth = hubble_deep_field()  # (872, 1000, 3) uint8, a real HST colour image
     name = _unique_name(_model_name(args.model), {"gray", "lut"})
     candidates = [(name, model)]
-    if model.caution is not None and model.caution_strength > 0:  # show what caution changed, beside it
+    if model.cautious:  # show what caution changed, beside it
         candidates.append((f"{name} --style sdss", model.with_style(0.0, 1.0)))
     scored = score_images([truth], [None], ["Hubble Deep Field"], methods_for(candidates), examples=1, progress=False)
     coloured = scored.examples[0][2][name]

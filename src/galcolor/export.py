@@ -21,7 +21,6 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -33,6 +32,7 @@ from .color import L_MAX, normalise_lightness
 from .config import ModelConfig, from_dict, to_dict
 from .errors import GalcolorError
 from .io import atomic_write_bytes
+from .lightness import canonical_lightness
 
 FORMAT = "galcolor-onnx-1"
 METADATA_KEY = "galcolor"  # metadata_props entry holding the JSON description below
@@ -60,8 +60,6 @@ class DecodedNetwork(torch.nn.Module):
         if self.caution is not None:
             from .caution import bottleneck
 
-            # Read outside the graph: the exporter cannot branch on a tensor's value.
-            self.near, self.far = (float(limit) for limit in self.caution.limits)
             bottleneck(network).register_forward_hook(lambda module, inputs, output: self._bottleneck_output.append(output))
 
     def forward(self, normalised_lightness: torch.Tensor) -> torch.Tensor:
@@ -69,11 +67,9 @@ class DecodedNetwork(torch.nn.Module):
         ab = self.decode(self.network(normalised_lightness))
         if self.caution is None:
             return ab * self.saturation if self.saturation != 1.0 else ab
-        # As infer.colour_factor: the bottleneck's mean over the (padded) image, its distance from
-        # the training set, a confidence falling linearly from `near` to `far`, to the strength.
+        # As infer.colour_factor: the bottleneck's mean over the (padded) image, scored by caution itself.
         pooled = self._bottleneck_output[-1].float().mean(dim=(2, 3))
-        confidence = ((self.far - self.caution.distance(pooled)) / (self.far - self.near)).clamp(0.0, 1.0)
-        factor = confidence**self.caution_strength * self.saturation
+        factor = self.caution.confidence(pooled) ** self.caution_strength * self.saturation
         return ab * factor.view(-1, 1, 1, 1)
 
 
@@ -106,7 +102,7 @@ def description(model: LoadedModel) -> dict[str, Any]:
                    "meaning": "CIELAB a and b"},
         "input_lightness": model.config.input_lightness,
         "lightness_reference": None if reference is None else [float(v) for v in reference.float().cpu()],
-        "caution": {"included": model.caution is not None and model.caution_strength > 0,
+        "caution": {"included": model.cautious,
                     "strength": model.caution_strength, "saturation": model.saturation},
         "source_checkpoint": model.source.name if model.source else None,
     }
@@ -285,9 +281,7 @@ class OnnxColorizer:
         if lightness.ndim != 4 or lightness.shape[1] != 1 or 0 in lightness.shape:
             raise GalcolorError(f"{self.name}: expected lightness of shape (B, 1, H, W), got {tuple(lightness.shape)}")
         if self.input_lightness == "canonical":
-            from .infer import network_lightness  # the very mapping PyTorch inference applies
-
-            lightness = network_lightness(SimpleNamespace(config=self.config, lightness_reference=self.lightness_reference), lightness)
+            lightness = canonical_lightness(lightness, self.lightness_reference)  # the very mapping PyTorch inference applies
         return pad_to_multiple(normalise_lightness(lightness.numpy()), self.size_multiple)
 
     def run_graph(self, network_input: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from .checkpoint import LoadedModel
 from .color import normalise_lightness, rgb_to_lab
 from .caution import PooledFeatures, pooled_features
 from .device import autocast
-from .lightness import TABLE_BINS, apply_table, histogram, mapping_table, table_from_histogram
+from .lightness import TABLE_BINS, apply_table, canonical_lightness, histogram, table_from_histogram
 
 TILE = 1024  # images with a side above this are coloured in overlapping tiles of this size
 
@@ -31,7 +31,7 @@ def predict_ab(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
 @contextmanager
 def watching(model: LoadedModel):
     """Collect the bottleneck features that caution needs while the network runs (None when off)."""
-    if model.caution is None or model.caution_strength == 0:
+    if not model.cautious:
         yield None
         return
     with pooled_features(model.network) as features:
@@ -50,7 +50,7 @@ def network_lightness(model: LoadedModel, lightness: torch.Tensor) -> torch.Tens
     """(B, 1, H, W) the user's L -> the L the network sees: canonical (stretch-free) where the model wants it."""
     if model.config.input_lightness == "raw":
         return lightness
-    return torch.stack([apply_table(image, mapping_table(image, model.lightness_reference)) for image in lightness])
+    return canonical_lightness(lightness, model.lightness_reference)
 
 
 def network_output(model: LoadedModel, lightness: torch.Tensor, *, prepared: bool = False) -> torch.Tensor:
@@ -164,7 +164,7 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
         cached["top"], cached["lightness"] = top, lightness  # the caller's L for the rows about to be final
         return lightness if table is None else apply_table(lightness, table)
 
-    if model.caution is None or model.caution_strength == 0:  # the colour factor is known before any tile runs
+    if not model.cautious:  # the colour factor is known before any tile runs
         factor = colour_factor(model, None)
         for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap):
             offset = top - cached["top"]

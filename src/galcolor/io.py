@@ -86,8 +86,13 @@ class DecodedImage:
 
     def rgb_rows(self, top: int, bottom: int) -> np.ndarray:
         """Float32 sRGB (bottom - top, W, 3) of rows [top, bottom), exactly as ``rgb`` holds them."""
-        band = _as_float(self.pixels[top:bottom])
-        return np.repeat(band[..., None], 3, axis=2) if band.ndim == 2 else band
+        return _as_rgb_float(self.pixels[top:bottom])
+
+
+def _as_rgb_float(pixels: np.ndarray) -> np.ndarray:
+    """Kept pixels -> float32 sRGB (H, W, 3) in [0, 1]; grey becomes three equal channels."""
+    band = _as_float(pixels)
+    return np.repeat(band[..., None], 3, axis=2) if band.ndim == 2 else band
 
 
 def _as_float(pixels: np.ndarray) -> np.ndarray:
@@ -188,8 +193,7 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> DecodedImage:
 def pil_to_rgb(img: Image.Image) -> tuple[np.ndarray, bool]:
     """Float32 (H, W, 3) sRGB in [0, 1], and whether the mode can hold colour at all."""
     pixels, maybe_colour = pil_pixels(img)
-    band = _as_float(pixels)
-    return (np.repeat(band[..., None], 3, axis=2) if band.ndim == 2 else band), maybe_colour
+    return _as_rgb_float(pixels), maybe_colour
 
 
 def pil_pixels(img: Image.Image) -> tuple[np.ndarray, bool]:

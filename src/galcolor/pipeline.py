@@ -207,9 +207,7 @@ def _colorize_in_batches(jobs, model, max_pixels, batch_size, workers, extras, c
 
         def finish_writes(limit: int) -> None:
             while len(writes) > limit:
-                job, future = writes.popleft()
-                outcomes.append(_settle(job, future, "coloured"))
-                bar.update(1)
+                outcomes.append(_settled(*writes.popleft(), bar))
 
         refill()
         while pending:
@@ -218,11 +216,10 @@ def _colorize_in_batches(jobs, model, max_pixels, batch_size, workers, extras, c
                 job, future = pending[0]
                 try:
                     decoded: DecodedImage = future.result()
-                except GalcolorError as err:
+                except GalcolorError:
                     pending.popleft()
                     refill()
-                    outcomes.append(FileOutcome(str(job.source), None, "failed", str(err)))
-                    bar.update(1)
+                    outcomes.append(_settled(job, future, bar))
                     continue
                 if max(decoded.shape) > TILE:
                     if batch:
@@ -287,14 +284,6 @@ def _write_outputs(path: Path, rgb8, extra: dict, problem: str | None, fits: boo
             write_png(target, array)
     if problem:
         raise GalcolorError(problem)
-
-
-def _settle(job: Job, future: Future, status: str) -> FileOutcome:
-    try:
-        future.result()
-    except GalcolorError as err:
-        return FileOutcome(str(job.source), str(job.output), "failed", str(err))
-    return FileOutcome(str(job.source), str(job.output), status)
 
 
 def outcomes_as_dicts(outcomes: Sequence[FileOutcome]) -> list[dict]:
