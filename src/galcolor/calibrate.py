@@ -65,4 +65,5 @@ def calibrate(
 
 def save_calibrated(model: LoadedModel, caution: Caution, out: Path, sources: dict) -> None:
     metadata = {**model.metadata, "caution_calibration": {**sources, "limits": [float(x) for x in caution.limits]}}
-    save_checkpoint(Path(out), model.network, model.config, metadata, model.lut_ab, model.bins, model.lightness_reference, caution)
+    save_checkpoint(Path(out), model.network, model.config, metadata, model.lut_ab, model.bins, model.lightness_reference, caution,
+                    model.error_head)

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save
 from .caution import Caution
 from .color import denormalise_ab
 from .config import ModelConfig, from_dict, to_dict
+from .error_head import ErrorHead
 from .errors import GalcolorError
 from .io import atomic_write_bytes
 from .models import build_model
@@ -46,6 +47,8 @@ class LoadedModel:
     """Colour is multiplied by caution.confidence ** caution_strength; 0 turns caution off."""
     saturation: float = 1.0
     """A last multiplier of ab: the colour style (1 the training survey's, below 1 more muted)."""
+    error_head: ErrorHead | None = None
+    """A regression model's estimate of its own error per pixel (galcolor fit-uncertainty)."""
 
     @property
     def cautious(self) -> bool:
@@ -59,6 +62,14 @@ class LoadedModel:
         if strength < 0 or chosen_saturation < 0:
             raise GalcolorError("caution and saturation must not be negative")
         return dataclasses.replace(self, caution_strength=strength, saturation=chosen_saturation)
+
+    def with_error_head(self, head: ErrorHead) -> "LoadedModel":
+        return dataclasses.replace(self, error_head=head)
+
+    @property
+    def has_uncertainty(self) -> bool:
+        """Whether it can say how unsure its colour is: a classifier's spread, or a fitted error head."""
+        return self.bins is not None or self.error_head is not None
 
     def with_temperature(self, temperature: float) -> "LoadedModel":
         """The same classification model decoding with another annealed-mean temperature."""
@@ -84,12 +95,15 @@ def save_checkpoint(
     bins: AbBins | None = None,
     lightness_reference: torch.Tensor | None = None,
     caution: Caution | None = None,
+    error_head: ErrorHead | None = None,
 ) -> None:
     if config.input_lightness == "canonical" and lightness_reference is None:
         raise ValueError("a canonical-input model needs its lightness reference")
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     if caution is not None:
         tensors.update(caution.tensors())
+    if error_head is not None:
+        tensors.update(error_head.tensors())
     if lightness_reference is not None:
         tensors[REFERENCE_KEY] = lightness_reference.detach().cpu().float().contiguous()
     if lut_ab is not None:
@@ -157,7 +171,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Loa
     reference = tensors.get(REFERENCE_KEY)
     if config.input_lightness == "canonical" and reference is None:
         raise GalcolorError(f"{path}: a canonical-lightness checkpoint without its reference ({REFERENCE_KEY})")
-    return LoadedModel(network, config, metadata, tensors.get(LUT_KEY), bins, Path(path), reference, Caution.from_tensors(tensors))
+    try:
+        error_head = ErrorHead.from_tensors(tensors)
+    except (RuntimeError, ValueError) as err:
+        raise GalcolorError(f"{path}: its error head is damaged ({str(err).splitlines()[0]})") from None
+    return LoadedModel(network, config, metadata, tensors.get(LUT_KEY), bins, Path(path), reference, Caution.from_tensors(tensors),
+                       error_head=error_head)
 
 
 def save_tensors_with_json(path: Path, tensors: dict[str, torch.Tensor], payload: dict[str, Any]) -> None:

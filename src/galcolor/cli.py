@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     colorize.add_argument("--samples", type=_non_negative_int, default=0, metavar="N",
                           help="also write N different plausible colourings, <stem>.sample-K.png (classification models)")
     colorize.add_argument("--uncertainty", action="store_true",
-                          help="also write <stem>.uncertainty.png and .npy: the spread of the predicted colour in ab units (classification models)")
+                          help="also write <stem>.uncertainty.png and .npy: how unsure the colour is, in ab units (classification models, and models with an error head such as the shipped one)")
     colorize.add_argument("--fits", action="store_true",
                           help="also write <stem>.fits: the colour planes as a float32 cube, keeping a FITS input's WCS")
     colorize.add_argument("--seed", type=int, default=0, help="seed of the --samples draws (default: 0)")
@@ -186,6 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction)
     common(calibrate)
 
+    fit_uncertainty = commands.add_parser(
+        "fit-uncertainty", help="give a regression model an uncertainty map: a small head that learns its expected colour error",
+        description="Fits an error head on the frozen network's errors over DATA_DIR's train split, reports how well it ranks the "
+        "actual errors on the val split (Spearman over signal pixels), and writes the model with the head; colorize --uncertainty then works.",
+    )
+    fit_uncertainty.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="the folder the model was trained on")
+    fit_uncertainty.add_argument("-o", "--out", type=Path, required=True, help="the checkpoint to write (.safetensors)")
+    fit_uncertainty.add_argument("--epochs", type=_positive_int, default=3, help="passes over the train split (default: 3)")
+    fit_uncertainty.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction)
+    common(fit_uncertainty)
+
     serve = commands.add_parser("serve", help="run the local web app (needs: pip install 'galcolor[web]')")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; there is no login)")
     serve.add_argument("--port", type=_positive_int, default=7860, help="default: 7860")
@@ -237,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", module="PIL")  # odd EXIF and the like: the file still decodes
     try:
-        return {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "calibrate": _calibrate, "bench": _bench,
+        return {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "calibrate": _calibrate,
+                "fit-uncertainty": _fit_uncertainty, "bench": _bench,
                 "serve": _serve, "data": _data, "export": _export}[args.command](args)
     except GalcolorError as err:
         print(f"galcolor: error: {err}", file=sys.stderr)
@@ -316,7 +328,7 @@ def _colorize_share(args) -> int:
     from . import distributed
     from .api import load_model
     from .io import atomic_write_text
-    from .diversity import require_distribution
+    from .diversity import require_distribution, require_uncertainty
     from .pipeline import Extras, colorize_files, outcomes_as_dicts, plan_jobs
 
     began = time.perf_counter()
@@ -324,8 +336,10 @@ def _colorize_share(args) -> int:
     if args.temperature is not None:
         model = model.with_temperature(args.temperature)
     extras = Extras(args.samples, args.uncertainty, args.seed, args.fits)
-    if args.samples or args.uncertainty:
+    if args.samples:
         require_distribution(model)
+    if args.uncertainty:
+        require_uncertainty(model)
     # Planned once, by rank 0: with --skip-existing, a rank that planned after another had begun
     # writing would see other jobs, and shares of different lists miss or repeat files.
     jobs, outcomes = distributed.run_on_main(plan_jobs, args.inputs, args.out, args.overwrite, args.skip_existing)
@@ -411,14 +425,23 @@ def _evaluate(args) -> int:
     return EXIT_OK
 
 
-def _calibrate(args) -> int:
+def _model_to_extend(args):
+    """The model that calibrate and fit-uncertainty write again with more in it; None, after a
+    one-line error, when the output would not be a .safetensors file."""
     from .api import load_model
-    from .calibrate import calibrate, save_calibrated
 
     if args.out.suffix != ".safetensors":
-        print(f"galcolor: error: {args.out}: the calibrated model must be a .safetensors file", file=sys.stderr)
+        print(f"galcolor: error: {args.out}: the model must be written as a .safetensors file", file=sys.stderr)
+        return None
+    return load_model(args.model, args.device)
+
+
+def _calibrate(args) -> int:
+    from .calibrate import calibrate, save_calibrated
+
+    model = _model_to_extend(args)
+    if model is None:
         return EXIT_FAILED
-    model = load_model(args.model, args.device)
     quiet = args.quiet or args.json
     caution = calibrate(model, args.data_dir, args.other, args.val_fraction, args.far_percentile, progress=not quiet,
                         log=(lambda text: None) if quiet else print)
@@ -428,6 +451,22 @@ def _calibrate(args) -> int:
     if args.json:
         print(json.dumps({"out": str(args.out), "full_colour_within": limits[0], "grey_beyond": limits[1]}))
     _say(args, f"caution: full colour within distance {limits[0]}, grey beyond {limits[1]} -> {args.out}")
+    return EXIT_OK
+
+
+def _fit_uncertainty(args) -> int:
+    from .error_fit import fit_and_save
+
+    model = _model_to_extend(args)
+    if model is None:
+        return EXIT_FAILED
+    quiet = args.quiet or args.json
+    result = fit_and_save(model, args.data_dir, args.out, args.epochs, args.val_fraction, progress=not quiet,
+                          log=(lambda text: None) if quiet else print)
+    if args.json:
+        print(json.dumps(result))
+    _say(args, f"error head: Spearman {result['val_spearman']:.3f} between expected and actual error on "
+               f"{result['val_images']} validation images -> {args.out}")
     return EXIT_OK
 
 

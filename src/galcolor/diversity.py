@@ -1,4 +1,4 @@
-"""Several plausible colourings, and how unsure the colour is, from a classification model.
+"""Several plausible colourings from a classification model, and how unsure the colour is.
 
 A classify head gives a distribution over ab bins at every pixel. Sampling each pixel on its own
 gives speckle; instead every sample draws one Gumbel noise field per bin that is *smooth in space*
@@ -27,7 +27,13 @@ SOFTNESS = 0.5  # Gumbel-softmax temperature: 0 picks one bin per pixel, 1 mixes
 def require_distribution(model: LoadedModel) -> None:
     if model.bins is None:
         source = model.source or "this model"
-        raise GalcolorError(f"{source}: samples and uncertainty need a classification model (train --head classify)")
+        raise GalcolorError(f"{source}: --samples needs a classification model (train --head classify)")
+
+
+def require_uncertainty(model: LoadedModel) -> None:
+    if not model.has_uncertainty:
+        source = model.source or "this model"
+        raise GalcolorError(f"{source}: --uncertainty needs a classification model or an error head (galcolor fit-uncertainty)")
 
 
 def smooth_gumbel(shape: tuple[int, ...], generator: torch.Generator, sigma: float = CORRELATION_PIXELS) -> torch.Tensor:
@@ -65,8 +71,13 @@ def sample_ab(
 
 
 def uncertainty(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) L -> (B, 1, H, W) the spread (standard deviation, ab units) of the predicted colour."""
-    require_distribution(model)
+    """(B, 1, H, W) L -> (B, 1, H, W) how unsure the colour is, in ab units: a classifier's spread
+    (standard deviation of its distribution), or a regression model's expected error from its error head."""
+    require_uncertainty(model)
+    if model.bins is None:
+        from .error_fit import expected_error
+
+        return expected_error(model, lightness)
     return model.bins.spread(network_output(model, lightness)).cpu()
 
 
@@ -83,7 +94,10 @@ def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncert
 
     from .color import lab_array_to_rgb8
 
-    require_distribution(model)
+    if samples:
+        require_distribution(model)
+    if want_uncertainty:
+        require_uncertainty(model)
     if max(lab.shape[:2]) > TILE:  # the per-bin distribution of a larger image would not fit in memory
         raise GalcolorError(f"--samples and --uncertainty work on images up to {TILE} px a side")
     lightness = torch.from_numpy(np.ascontiguousarray(lab[..., 0], dtype=np.float32))[None, None]

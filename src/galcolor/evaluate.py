@@ -49,7 +49,7 @@ def methods_for(models: Sequence[tuple[str, LoadedModel]]) -> list[Method]:
     if table is not None:
         methods.append(Method("lut", lambda lightness, table=table: lut_ab(lightness, table)))
     for name, model in models:
-        spread = (lambda lightness, model=model: uncertainty(model, lightness)) if model.bins is not None else None
+        spread = (lambda lightness, model=model: uncertainty(model, lightness)) if model.has_uncertainty else None
         methods.append(Method(name, lambda lightness, model=model: predict_ab(model, lightness), spread))
     return methods
 
@@ -155,7 +155,7 @@ def write_report(scored: Scored, report_dir: Path, context: dict, main_method: s
     markdown += ["", "## Colour that carries physics", "", format_table(scored.summaries, SCIENCE_NAMES), "",
                  f"`gradient_err`: |error| of the inner-minus-outer b* gradient (annuli {RADIAL_EDGES[INNER]}–{RADIAL_EDGES[INNER + 1]} vs "
                  f"{RADIAL_EDGES[OUTER]}–{RADIAL_EDGES[OUTER + 1]} second-moment radii); knots: compact regions with true b* < {KNOT_B}; "
-                 "`uncertainty_spearman`: rank correlation of a classifier's predicted spread with its actual ab error on signal pixels."]
+                 "`uncertainty_spearman`: rank correlation of the model's predicted uncertainty (a classifier's spread, or an error head's expected error) with its actual ab error on signal pixels."]
     paths["profile"] = report_dir / "radial_profile.png"
     true_profile = scored.science[main_method].mean_profiles()[0]
     profile_figure(RADIAL_EDGES, true_profile, {name: acc.mean_profiles()[1] for name, acc in scored.science.items()}, paths["profile"])

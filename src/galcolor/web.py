@@ -204,8 +204,8 @@ class Colorizer:
         began = time.perf_counter()
         predicted, input_lab = colorize_lab(decoded.rgb, model)
         folder = self.output_folder()
-        uncertainty_png, uncertainty_note = None, " No uncertainty map: this model regresses colour (train --head classify for one)."
-        if model.bins is not None:
+        uncertainty_png, uncertainty_note = None, " No uncertainty map: this model has none (a classifier, or galcolor fit-uncertainty, gives one)."
+        if model.has_uncertainty:
             try:
                 uncertainty_map = extra_outputs(model, predicted, 0, True, 0)[".uncertainty.png"]
             except GalcolorError as err:  # e.g. too large for a per-bin distribution
