@@ -25,9 +25,12 @@ def expected_error(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) L -> (B, 1, H, W) the expected length of the ab error, in ab units, on the CPU."""
     if model.error_head is None:
         raise GalcolorError(f"{model.source or 'this model'}: no error head (galcolor fit-uncertainty adds one)")
-    predicted_ab, seen = _watched_pass(model, lightness)
+    return _expected_from(model, *_watched_pass(model, lightness))
+
+
+def _expected_from(model: LoadedModel, predicted_ab: torch.Tensor, seen: dict[str, torch.Tensor]) -> torch.Tensor:
     with torch.inference_mode():
-        return (2.0 * model.error_head(seen["last"], seen["context"], predicted_ab)).cpu()
+        return 2.0 * model.error_head(seen["last"], seen["context"], predicted_ab)
 
 
 def _watched_pass(model: LoadedModel, lightness: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -85,11 +88,13 @@ def error_correlation(model: LoadedModel, images: GalaxySet, pixels_per_image: i
     """Spearman correlation, over signal pixels pooled across images, between the expected and the actual error."""
     from scipy.stats import spearmanr
 
+    if model.error_head is None:
+        raise GalcolorError(f"{model.source or 'this model'}: no error head to measure")
     expected, actual = [], []
     for index, image in enumerate(images.images):
         (lab,) = _lab_batches([image])
-        predicted_ab, _ = _watched_pass(model, lab[:, :1])
-        guess = expected_error(model, lab[:, :1])[0, 0].numpy().ravel()
+        predicted_ab, seen = _watched_pass(model, lab[:, :1])
+        guess = _expected_from(model, predicted_ab, seen)[0, 0].numpy().ravel()
         error = (lab[0, 1:] - predicted_ab[0]).norm(dim=0).numpy().ravel()
         signal = np.flatnonzero(lab[0, 0].numpy().ravel() > SIGNAL_L)
         if signal.size == 0:
