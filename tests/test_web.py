@@ -269,3 +269,14 @@ def test_a_classification_model_shows_its_uncertainty_and_obeys_the_temperature(
     assert "uncertainty" not in status.lower()
     with Image.open(vivid_path) as vivid, Image.open(mean_path) as mean:
         assert not np.array_equal(np.asarray(vivid), np.asarray(mean))
+
+
+def test_the_shipped_model_shows_its_expected_error_beside_the_colour(galaxy_jpeg, tmp_path):
+    shipped = web.Colorizer(web.model_choices(None), output_root=tmp_path / "results")
+    with Image.open(galaxy_jpeg) as image:
+        width, height = image.size
+    _, colour_path, _, uncertainty_map, status = shipped(str(galaxy_jpeg), web.SHIPPED_KEY)
+    assert uncertainty_map is not None, status  # the shipped regression model carries an error head
+    shown = np.asarray(Image.open(uncertainty_map))
+    assert shown.shape == (height, width, 3) and shown.std() > 0  # a map, not a flat placeholder
+    assert "No uncertainty map" not in status
