@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -10,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from .caution import FAR_PERCENTILE, Caution, pooled_features
-from .checkpoint import LoadedModel, save_checkpoint
+from .checkpoint import LoadedModel, save_model
 from .color import rgb_to_lab
 from .data import load_split
 from .errors import GalcolorError, InputError
@@ -65,5 +66,4 @@ def calibrate(
 
 def save_calibrated(model: LoadedModel, caution: Caution, out: Path, sources: dict) -> None:
     metadata = {**model.metadata, "caution_calibration": {**sources, "limits": [float(x) for x in caution.limits]}}
-    save_checkpoint(Path(out), model.network, model.config, metadata, model.lut_ab, model.bins, model.lightness_reference, caution,
-                    model.error_head)
+    save_model(dataclasses.replace(model, metadata=metadata, caution=caution), out)

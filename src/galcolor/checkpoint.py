@@ -119,6 +119,13 @@ def save_checkpoint(
     atomic_write_bytes(Path(path), save(tensors, metadata=header))
 
 
+def save_model(model: LoadedModel, path: Path) -> None:
+    """Write a loaded model again, with everything it carries (calibrate, fit-uncertainty and the
+    temperature choice each change one part of it and keep the rest)."""
+    save_checkpoint(Path(path), model.network, model.config, model.metadata, model.lut_ab, model.bins, model.lightness_reference,
+                    model.caution, model.error_head)
+
+
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     if not path.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Callable
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import LoadedModel, save_checkpoint
+from .checkpoint import LoadedModel, save_model
 from .color import rgb_to_lab
 from .data import GalaxySet, load_split
 from .error_head import ErrorHead, laplace_loss, watched
@@ -118,6 +119,5 @@ def fit_and_save(model: LoadedModel, data_dir: Path, out: Path, epochs: int, val
     fitted = model.with_error_head(head)
     spearman = error_correlation(fitted, val)
     metadata = {**model.metadata, "error_head": {"data": str(data_dir), "epochs": epochs, "val_spearman": round(spearman, 4)}}
-    save_checkpoint(Path(out), model.network, model.config, metadata, model.lut_ab, model.bins, model.lightness_reference,
-                    model.caution, head)
+    save_model(dataclasses.replace(fitted, metadata=metadata), out)
     return {"out": str(out), "val_spearman": spearman, "train_images": len(train), "val_images": len(val)}

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import __version__, distributed
-from .checkpoint import LoadedModel, load_checkpoint, load_tensors_with_json, save_checkpoint, save_tensors_with_json
+from .checkpoint import LoadedModel, load_checkpoint, load_tensors_with_json, save_checkpoint, save_model, save_tensors_with_json
 from .color import lab_array_to_rgb8, normalise_ab, normalise_lightness, rgb_to_lab
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .augment import InstrumentAugmentation, imitate, optical, photometric
@@ -469,7 +469,7 @@ class Trainer:
         chosen = min(scores, key=lambda t: scores[t][SELECTION_METRIC])
         self.best_metrics = scores[chosen]
         meta = {**best.metadata, "val_metrics": scores[chosen], "temperature_scores": {str(t): m[SELECTION_METRIC] for t, m in scores.items()}}
-        save_checkpoint(self.run.best, best.network, best.with_temperature(chosen).config, meta, self.lut_ab, self.bins, self.lightness_reference)
+        save_model(dataclasses.replace(best.with_temperature(chosen), metadata=meta), self.run.best)
         self.log(f"temperature {chosen} chosen on validation: de00_fg " + ", ".join(f"T={t}: {m[SELECTION_METRIC]:.2f}" for t, m in scores.items()))
         return self.best_metrics
 
