@@ -36,8 +36,9 @@ def _expected_from(model: LoadedModel, predicted_ab: torch.Tensor, seen: dict[st
 
 def _watched_pass(model: LoadedModel, lightness: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The network's own ab (no caution, no saturation) and what the error head reads, all float32 on the CPU."""
-    with watched(model.network) as seen:
+    with watched(model.network) as (seen, pooled):
         ab = model.decode(network_output(model, lightness)).float().cpu()
+    seen["context"] = pooled.mean()
     height, width = lightness.shape[-2:]
     seen["last"] = seen["last"][..., :height, :width]  # the network saw L padded to its size multiple
     # Clones made outside inference mode: the head's training needs tensors autograd may keep.

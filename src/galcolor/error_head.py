@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .caution import bottleneck
+from .caution import pooled_features
 
 PREFIX = "error_head."
 SHAPE_KEY = PREFIX + "shape"  # (pixel channels, context channels, width), so a checkpoint rebuilds it
@@ -64,16 +64,14 @@ def laplace_loss(scale: torch.Tensor, error: torch.Tensor, weight: torch.Tensor)
 
 @contextmanager
 def watched(network: nn.Module):
-    """While the network runs, keep what the error head reads: the head's input and the pooled bottleneck."""
+    """While the network runs, keep what the error head reads: yields ({"last": the head's input},
+    the pooled bottleneck as caution collects it)."""
     if not hasattr(network, "head"):
         raise ValueError(f"{type(network).__name__} has no head for an error head to read")
     seen: dict[str, torch.Tensor] = {}
-    handles = [
-        network.head.register_forward_pre_hook(lambda module, inputs: seen.__setitem__("last", inputs[0].float())),
-        bottleneck(network).register_forward_hook(lambda module, inputs, output: seen.__setitem__("context", output.float().mean(dim=(2, 3)))),
-    ]
+    handle = network.head.register_forward_pre_hook(lambda module, inputs: seen.__setitem__("last", inputs[0].float()))
     try:
-        yield seen
+        with pooled_features(network) as pooled:
+            yield seen, pooled
     finally:
-        for handle in handles:
-            handle.remove()
+        handle.remove()
