@@ -329,7 +329,7 @@ def _colorize_share(args) -> int:
     from .api import load_model
     from .io import atomic_write_text
     from .diversity import require_distribution, require_uncertainty
-    from .pipeline import Extras, colorize_files, outcomes_as_dicts, plan_jobs
+    from .pipeline import Extras, colorize_files, in_job_order, outcomes_as_dicts, plan_jobs
 
     began = time.perf_counter()
     model = styled(load_model(args.model, args.device), args)  # inside the session "cuda" is this rank's GPU
@@ -346,8 +346,7 @@ def _colorize_share(args) -> int:
     coloured = distributed.gather(colorize_files(distributed.shard(jobs), model, batch_size=args.batch_size, max_pixels=args.max_pixels, compress_level=args.compress_level,
                                                  progress=not (args.quiet or args.json) and distributed.is_main(), extras=extras))
     if distributed.active():  # back from the ranks' interleaved shares to the planned order
-        position = {str(job.source): index for index, job in enumerate(jobs)}
-        coloured.sort(key=lambda outcome: position[outcome.source])
+        coloured = in_job_order(coloured, jobs)
     outcomes += coloured
     if not distributed.is_main():
         # Rank 0 alone reports, and its exit code counts every rank's files. A rank that exited 1
@@ -426,13 +425,11 @@ def _evaluate(args) -> int:
 
 
 def _model_to_extend(args):
-    """The model that calibrate and fit-uncertainty write again with more in it; None, after a
-    one-line error, when the output would not be a .safetensors file."""
+    """The model that calibrate and fit-uncertainty write again with more in it."""
     from .api import load_model
 
     if args.out.suffix != ".safetensors":
-        print(f"galcolor: error: {args.out}: the model must be written as a .safetensors file", file=sys.stderr)
-        return None
+        raise GalcolorError(f"{args.out}: the model must be written as a .safetensors file")
     return load_model(args.model, args.device)
 
 
@@ -440,8 +437,6 @@ def _calibrate(args) -> int:
     from .calibrate import calibrate, save_calibrated
 
     model = _model_to_extend(args)
-    if model is None:
-        return EXIT_FAILED
     quiet = args.quiet or args.json
     caution = calibrate(model, args.data_dir, args.other, args.val_fraction, args.far_percentile, progress=not quiet,
                         log=(lambda text: None) if quiet else print)
@@ -458,8 +453,6 @@ def _fit_uncertainty(args) -> int:
     from .error_fit import fit_and_save
 
     model = _model_to_extend(args)
-    if model is None:
-        return EXIT_FAILED
     quiet = args.quiet or args.json
     result = fit_and_save(model, args.data_dir, args.out, args.epochs, args.val_fraction, progress=not quiet,
                           log=(lambda text: None) if quiet else print)

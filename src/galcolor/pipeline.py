@@ -244,7 +244,12 @@ def _colorize_in_batches(jobs, model, max_pixels, batch_size, workers, extras, c
                                                 bool(extras and extras.fits), header, compress_level)))
             finish_writes(limit=workers)
         finish_writes(limit=0)
-    position = {str(job.source): index for index, job in enumerate(jobs)}  # plan_jobs gives each source one job
+    return in_job_order(outcomes, jobs)
+
+
+def in_job_order(outcomes: Sequence[FileOutcome], jobs: Sequence[Job]) -> list[FileOutcome]:
+    """Outcomes sorted into the order of their jobs (plan_jobs gives each source one job)."""
+    position = {str(job.source): index for index, job in enumerate(jobs)}
     return sorted(outcomes, key=lambda outcome: position[outcome.source])
 
 
