@@ -17,6 +17,7 @@ pytest.importorskip("onnxscript", reason="the ONNX tests need: pip install 'galc
 from galcolor.api import load_model, shipped_model_path  # noqa: E402
 from galcolor.cli import main  # noqa: E402
 from galcolor.color import rgb_to_lab  # noqa: E402
+from galcolor.device import full_precision  # noqa: E402
 from galcolor.errors import GalcolorError  # noqa: E402
 from galcolor.export import PARITY_LIMIT_AB, OnnxColorizer, export_onnx  # noqa: E402
 from galcolor.infer import predict_ab  # noqa: E402
@@ -50,14 +51,13 @@ def real_lightness(sdss_dir: Path, count: int = 2) -> torch.Tensor:
 
 
 @pytest.fixture
-def pytorch_fp32(monkeypatch):
+def pytorch_fp32():
     """PyTorch inference as users run it, but with bf16 autocast off: the reference of the 0.5 ab promise.
 
     (This CPU may have bf16 units, and bf16 alone moves ab by about 1 unit.)"""
-    monkeypatch.setattr("galcolor.device.bf16_autocast_pays", lambda device: False)
 
     def run(model, lightness: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), full_precision():
             return predict_ab(model, lightness).cpu().numpy()
 
     return run

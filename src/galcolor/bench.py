@@ -6,7 +6,7 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -16,34 +16,36 @@ import torch
 from .checkpoint import LoadedModel
 from .color import normalise_ab, normalise_lightness, rgb_to_lab
 from .config import ModelConfig
-from .device import autocast, bf16_autocast_pays, resolve_device
+from .device import autocast, bf16_autocast_pays, full_precision, resolve_device
 from .models import build_model
 
 # Dense bf16 tensor-core peaks (FLOP/s) for MFU; CPUs have no such single figure, so no MFU there.
 DENSE_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12}
 
 
-def peak_rss_bytes() -> int:
-    """This process's peak resident memory since the last reset_peak_rss() (Linux VmHWM)."""
+def _proc_status_bytes(field: str) -> int | None:
+    """A memory figure of this process from Linux's /proc/self/status ("VmHWM", "VmRSS"); None elsewhere."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory since the last reset_peak_rss() (Linux VmHWM)."""
+    peak = _proc_status_bytes("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def current_rss_bytes() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return _proc_status_bytes("VmRSS")
 
 
 def reset_peak_rss() -> None:
@@ -286,20 +288,6 @@ def bench_tile(model: LoadedModel, size: int = 4096) -> dict:
     return results
 
 
-@contextmanager
-def _bf16_autocast_off():
-    """PyTorch inference exactly as users run it, but in fp32: infer.network_output always enters
-    device.autocast, which has no off switch, so its bf16 probe answers 'no' for the duration."""
-    from . import device as device_module
-
-    probe = device_module.bf16_autocast_pays
-    device_module.bf16_autocast_pays = lambda device: False
-    try:
-        yield
-    finally:
-        device_module.bf16_autocast_pays = probe
-
-
 def bench_onnx(model: LoadedModel, images: int = 64, size: int = 256, batch_size: int = 16, rounds: int = 3) -> dict:
     """onnxruntime (CPU, fp32) against PyTorch's predict_ab on the same synthetic galaxies, with the
     largest ab difference from PyTorch fp32 (the parity the export promises, within 0.5 ab) and from
@@ -322,33 +310,30 @@ def bench_onnx(model: LoadedModel, images: int = 64, size: int = 256, batch_size
         runner = OnnxColorizer(Path(tmp) / "model.onnx", threads=threads)  # the same thread count as PyTorch
     batches = list(torch.split(lightness, batch_size))
 
-    def with_pytorch(outputs: list) -> Callable[[], int]:
+    def collecting(predict: Callable[[torch.Tensor], np.ndarray], outputs: list) -> Callable[[], int]:
+        """A timed run of `predict` over every batch, keeping its ab in `outputs` for the parity figures."""
         def run() -> int:
             outputs.clear()
-            outputs.extend(predict_ab(model, batch).cpu().numpy() for batch in batches)
+            outputs.extend(predict(batch) for batch in batches)
             return len(lightness)
         return run
 
-    def with_onnxruntime(outputs: list) -> Callable[[], int]:
-        def run() -> int:
-            outputs.clear()
-            outputs.extend(runner.predict_ab(batch) for batch in batches)
-            return len(lightness)
-        return run
+    def pytorch(batch: torch.Tensor) -> np.ndarray:
+        return predict_ab(model, batch).cpu().numpy()
 
     default_ab, fp32_ab, onnx_ab = [], [], []
     default_precision = "bf16 autocast" if bf16_autocast_pays(device) else "fp32"
     configurations = (
-        ("pytorch_default", with_pytorch(default_ab), False),
-        ("pytorch_fp32", with_pytorch(fp32_ab), True),
-        ("onnxruntime_cpu_fp32", with_onnxruntime(onnx_ab), False),
+        ("pytorch_default", collecting(pytorch, default_ab), False),
+        ("pytorch_fp32", collecting(pytorch, fp32_ab), True),
+        ("onnxruntime_cpu_fp32", collecting(runner.predict_ab, onnx_ab), False),
     )
     # Rounds alternate the three, and each keeps its fastest round: on a shared machine a burst
     # of other work then slows one round of every configuration, not all rounds of one.
     fastest = {name: float("inf") for name, _, _ in configurations}
     for round_index in range(rounds + 1):
         for name, run, fp32_only in configurations:
-            with _bf16_autocast_off() if fp32_only else nullcontext():
+            with full_precision() if fp32_only else nullcontext():
                 seconds, _ = _timed(run, device)
             if round_index:  # round 0 is the warm-up: kernels chosen, memory allocated
                 fastest[name] = min(fastest[name], seconds)

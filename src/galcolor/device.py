@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
+
 import torch
 
 from .errors import GalcolorError
@@ -32,5 +35,20 @@ def bf16_autocast_pays(device: torch.device) -> bool:
     return False
 
 
+_FULL_PRECISION = contextvars.ContextVar("galcolor_full_precision", default=False)
+
+
+@contextmanager
+def full_precision():
+    """Within this block (in this thread), autocast stays off: fp32 where bf16 would pay, for
+    reference runs such as ONNX parity and its benchmark."""
+    token = _FULL_PRECISION.set(True)
+    try:
+        yield
+    finally:
+        _FULL_PRECISION.reset(token)
+
+
 def autocast(device: torch.device, enabled: bool = True):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and bf16_autocast_pays(device))
+    on = enabled and not _FULL_PRECISION.get() and bf16_autocast_pays(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
