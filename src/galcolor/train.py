@@ -12,7 +12,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -140,7 +140,7 @@ def validate(model: LoadedModel, dataset: GalaxySet, batch_size: int, sky_weight
 
 
 def train(
-    data_dir: Path,
+    data_dir: Path | Sequence[Path],
     run_dir: Path,
     model_config: ModelConfig | None = None,
     train_config: TrainConfig | None = None,
@@ -170,7 +170,7 @@ def train(
         torch.set_num_threads(train_config.num_threads)
     try:
         with distributed.session(device) as this_ranks_device:
-            folders = [Path(d) for d in data_dir] if isinstance(data_dir, (list, tuple)) else Path(data_dir)
+            folders = [Path(d) for d in data_dir] if isinstance(data_dir, (list, tuple)) else [Path(data_dir)]
             trainer = Trainer(folders, run, model_config, train_config, this_ranks_device, progress, log)
             if resume:
                 trainer.restore()  # on every rank: each steps its own copy of the optimizer
@@ -195,7 +195,7 @@ def rank_share(order: list[int], batch_size: int, rank: int, world: int) -> list
     return order[rank::world][: steps * per_rank]
 
 
-def check_shareable(batch_size: int, train_images: int, data_dir: Path) -> None:
+def check_shareable(batch_size: int, train_images: int, data_dir: str) -> None:
     """Refuse, before any step, a global batch or a training split that the ranks cannot share evenly."""
     world = distributed.world()
     if batch_size % world:
@@ -222,15 +222,14 @@ def _stored_configs(run: Run, requested: TrainConfig | None, log: Callable[[str]
 class Trainer:
     """One run: data in memory, the network, its optimizer and schedule, and the run folder."""
 
-    def __init__(self, data_dir: Path, run: Run, model_config: ModelConfig, config: TrainConfig,
+    def __init__(self, data_dirs: list[Path], run: Run, model_config: ModelConfig, config: TrainConfig,
                  device: torch.device, progress: bool, log: Callable[[str], None]) -> None:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
-        self.data_dir, self.run, self.config, self.device, self.progress, self.log = data_dir, run, config, device, progress, log
-        folders = [Path(d) for d in (data_dir if isinstance(data_dir, (list, tuple)) else [data_dir])]
+        self.data_dirs, self.run, self.config, self.device, self.progress, self.log = data_dirs, run, config, device, progress, log
         weights = list(config.folder_weights) if config.folder_weights else None
-        self.train_set = load_folders(folders, "train", config.val_fraction, config.max_images, progress, weights)
-        self.val_set = load_folders(folders, "val", config.val_fraction, config.max_images, progress, weights)
+        self.train_set = load_folders(data_dirs, "train", config.val_fraction, config.max_images, progress, weights)
+        self.val_set = load_folders(data_dirs, "val", config.val_fraction, config.max_images, progress, weights)
         for line in self.train_set.skipped + self.val_set.skipped:
             log(f"skipped {line}")
         self.lut_ab = lightness_lut(self.train_set, rgb_to_lab)
@@ -259,13 +258,10 @@ class Trainer:
             self.discriminator = PatchDiscriminator().to(device).to(memory_format=torch.channels_last)
             self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.999))
         if distributed.active():
-            check_shareable(config.batch_size, len(self.train_set), data_dir)
+            check_shareable(config.batch_size, len(self.train_set), ", ".join(map(str, data_dirs)))
         # What training forwards through: the network, or under torchrun its DistributedDataParallel
         # wrapper. self.network stays the bare module: saved, validated and restored as in one process.
         self.training_network = distributed.data_parallel(self.network, device)
-
-    def _folders(self) -> list:
-        return list(self.data_dir) if isinstance(self.data_dir, (list, tuple)) else [self.data_dir]
 
     def model(self) -> LoadedModel:
         return LoadedModel(self.network, self.model_config, lut_ab=self.lut_ab, bins=self.bins,
@@ -304,7 +300,7 @@ class Trainer:
         description = {
             "model": to_dict(self.model_config),
             "train": to_dict(self.config),
-            "data_dir": [str(Path(d).resolve()) for d in self._folders()],
+            "data_dir": [str(d.resolve()) for d in self.data_dirs],
             "train_images": len(self.train_set),
             "val_images": len(self.val_set),
             "parameters": count_parameters(self.network),
@@ -411,7 +407,7 @@ class Trainer:
 
     def save(self, epoch: int, metrics: dict[str, float]) -> None:
         """best (by validation de00_fg), last, and the state that --resume needs, each atomically."""
-        meta = {"epoch": epoch, "val_metrics": metrics, "train_config": to_dict(self.config), "data_dir": [str(d) for d in self._folders()]}
+        meta = {"epoch": epoch, "val_metrics": metrics, "train_config": to_dict(self.config), "data_dir": [str(d) for d in self.data_dirs]}
         if not self.best_metrics or metrics[SELECTION_METRIC] < self.best_metrics[SELECTION_METRIC]:
             self.best_epoch, self.best_metrics = epoch, metrics
             save_checkpoint(self.run.best, self.network, self.model_config, meta, self.lut_ab, self.bins, self.lightness_reference)
