@@ -12,6 +12,7 @@ out-of-distribution calibration images exceed; the colour is multiplied by confi
 from __future__ import annotations
 
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +85,7 @@ class Caution:
         far = float(np.percentile(unfitted.distance(out_of_distribution).numpy(), far_percentile))
         if not far > near:
             raise ValueError(f"the calibration images are no farther from the training set ({far:.2f}) than its own held-out images ({near:.2f})")
-        return cls(mean.float(), torch.linalg.inv(covariance).float(), torch.tensor([near, far]))
+        return dataclasses.replace(unfitted, limits=torch.tensor([near, far]))
 
     def distance(self, features: torch.Tensor) -> torch.Tensor:
         """(N, C) pooled features -> (N,) Mahalanobis distance per channel (about 1 for training images)."""

@@ -344,11 +344,10 @@ def _asinh_lightness(path: Path, rows, height: int, width: int) -> np.ndarray:
         for start in range(0, height, _FITS_BAND):
             band = rows(start, start + _FITS_BAND)
             finite = np.isfinite(band)
+            stretched = out[start : start + _FITS_BAND]
             with np.errstate(over="ignore", invalid="ignore"):
-                out[start : start + _FITS_BAND][finite] = stretch(band[finite] - sky, clip=True)
-    for start in range(0, height, _FITS_BAND):
-        band = out[start : start + _FITS_BAND]
-        np.clip(np.nan_to_num(band, copy=False, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0, out=band)
+                stretched[finite] = stretch(band[finite] - sky, clip=True)
+            np.clip(np.nan_to_num(stretched, copy=False, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0, out=stretched)
     return out
 
 
