@@ -143,6 +143,23 @@ def test_the_shipped_models_expected_error_ranks_its_actual_error_on_held_out_sd
     assert error_correlation(model, held_out) > 0.12
 
 
+def test_the_shipped_models_uncertainty_map_uses_its_colour_scale_on_sdss_galaxies(sdss_dir):
+    from galcolor.api import load_model
+    from galcolor.color import rgb_to_lab
+    from galcolor.diversity import extra_outputs, uncertainty_scale
+
+    model = load_model()
+    held_out = load_split(sdss_dir, "val", progress=False)
+    for image in held_out.images[:4]:
+        lab = rgb_to_lab(image[None].float() / 255.0)[0].permute(1, 2, 0).numpy()
+        outputs = extra_outputs(model, lab, 0, True, 0)
+        # The galaxy's most uncertain pixels sit in the upper half of the map, not near black and not
+        # saturated: on a scale meant for a classifier's spread they reached barely a quarter.
+        top = np.percentile(outputs[".uncertainty.npy"], 99) / uncertainty_scale(model)
+        assert 0.4 < top < 0.9
+        assert outputs[".uncertainty.png"].max() > 150
+
+
 def test_images_of_several_sizes_are_all_fitted_on_in_batches_of_one_size():
     from galcolor.error_fit import _lab_batches
 

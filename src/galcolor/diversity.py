@@ -81,14 +81,23 @@ def uncertainty(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
     return model.bins.spread(network_output(model, lightness)).cpu()
 
 
-UNCERTAINTY_SCALE = 40.0  # ab units at the top of the uncertainty colour map, fixed so maps compare
+# ab units at the top of the uncertainty colour map: fixed per kind of map, so that one model's maps
+# compare. A classifier's spread reaches 23-48 on SDSS galaxies; an error head's expected error
+# 1 (sky) to about 15, so on the spread's scale its maps came out nearly black.
+SPREAD_SCALE = 40.0
+EXPECTED_ERROR_SCALE = 20.0
+
+
+def uncertainty_scale(model: LoadedModel) -> float:
+    """The ab value that the top of `model`'s uncertainty colour map stands for."""
+    return SPREAD_SCALE if model.bins is not None else EXPECTED_ERROR_SCALE
 
 
 def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncertainty: bool, seed: int) -> dict[str, np.ndarray]:
     """For one coloured image (H, W, 3 Lab): {file suffix: array} of its samples and uncertainty.
 
     '.sample-K.png' are uint8 RGB colourings, '.uncertainty.png' a uint8 RGB map (magma, 0 to
-    UNCERTAINTY_SCALE ab units), '.uncertainty.npy' the raw float32 spread in ab units.
+    uncertainty_scale(model) ab units), '.uncertainty.npy' the raw float32 spread in ab units.
     """
     from matplotlib import colormaps
 
@@ -109,6 +118,6 @@ def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncert
     if want_uncertainty:
         spread = uncertainty(model, lightness)[0, 0].numpy().astype(np.float32)
         outputs[".uncertainty.npy"] = spread
-        rgba = colormaps["magma"](np.clip(spread / UNCERTAINTY_SCALE, 0.0, 1.0))
+        rgba = colormaps["magma"](np.clip(spread / uncertainty_scale(model), 0.0, 1.0))
         outputs[".uncertainty.png"] = (rgba[..., :3] * 255).round().astype(np.uint8)
     return outputs
