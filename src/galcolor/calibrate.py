@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from .caution import FAR_PERCENTILE, Caution, pooled_features
-from .checkpoint import LoadedModel, save_model
+from .checkpoint import SATURATION_KEY, LoadedModel, save_model
 from .color import rgb_to_lab
 from .data import load_split
 from .errors import GalcolorError, InputError
@@ -64,6 +64,9 @@ def calibrate(
         raise GalcolorError(f"{model.source}: cannot calibrate caution: {err}") from None
 
 
-def save_calibrated(model: LoadedModel, caution: Caution, out: Path, sources: dict) -> None:
+def save_calibrated(model: LoadedModel, caution: Caution, out: Path, sources: dict, default_saturation: float | None = None) -> None:
+    """Write `model` with its caution, and with a new default saturation where one is given."""
     metadata = {**model.metadata, "caution_calibration": {**sources, "limits": [float(x) for x in caution.limits]}}
+    if default_saturation is not None:
+        metadata[SATURATION_KEY] = float(default_saturation)
     save_model(dataclasses.replace(model, metadata=metadata, caution=caution), out)

@@ -29,6 +29,9 @@ FORMAT = "galcolor-checkpoint-1"
 LUT_KEY = "baseline.lut_ab"  # (101, 2): mean training ab per integer L, the `lut` baseline
 CENTRES_KEY, PRIOR_KEY = "quantize.centres", "quantize.prior"  # (Q, 2) and (Q,) of a classify head
 REFERENCE_KEY = "lightness.reference"  # (256,) training L quantiles of a 'canonical' input model
+# Metadata: the saturation the model colours with unless told otherwise, chosen on data for
+# surveys of unknown colour strength (galcolor calibrate --saturation; 1 when absent).
+SATURATION_KEY = "default_saturation"
 
 
 @dataclass
@@ -46,7 +49,8 @@ class LoadedModel:
     caution_strength: float = 1.0
     """Colour is multiplied by caution.confidence ** caution_strength; 0 turns caution off."""
     saturation: float = 1.0
-    """A last multiplier of ab: the colour style (1 the training survey's, below 1 more muted)."""
+    """A last multiplier of ab: the colour style (1 the training survey's, below 1 more muted);
+    loaded as the checkpoint's default saturation."""
     error_head: ErrorHead | None = None
     """A regression model's estimate of its own error per pixel (galcolor fit-uncertainty)."""
 
@@ -182,8 +186,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Loa
         error_head = ErrorHead.from_tensors(tensors)
     except (RuntimeError, ValueError) as err:
         raise GalcolorError(f"{path}: its error head is damaged ({str(err).splitlines()[0]})") from None
+    saturation = metadata.get(SATURATION_KEY, 1.0)
+    if not isinstance(saturation, (int, float)) or not 0 <= saturation <= 1:
+        raise GalcolorError(f"{path}: its default saturation must be a number from 0 to 1, not {saturation!r}")
     return LoadedModel(network, config, metadata, tensors.get(LUT_KEY), bins, Path(path), reference, Caution.from_tensors(tensors),
-                       error_head=error_head)
+                       saturation=float(saturation), error_head=error_head)
 
 
 def save_tensors_with_json(path: Path, tensors: dict[str, torch.Tensor], payload: dict[str, Any]) -> None:

@@ -62,6 +62,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie above 0 and at most 1, got {text}")
+    return value
+
+
 def _fraction_percent(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 100.0:
@@ -82,12 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def style(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--style", choices=tuple(STYLES), default="auto",
-                         help="colour style: auto (default) fades colour towards grey as an image looks less like the training survey; "
-                              "sdss: the training survey's full colour everywhere; muted: auto at 60%% saturation, like DECaLS or GAMA renderings")
+                         help="colour style: auto (default) fades colour towards grey as an image looks less like the training survey, "
+                              "at the model's default saturation (the shipped model's: 60%%, safe for surveys of unknown colour strength); "
+                              "sdss: the training survey's full colour everywhere; "
+                              f"muted: auto at {MUTED_SATURATION * 100:.0f}%% saturation, for surveys that render colour about half as strongly (DECaLS, GAMA)")
         sub.add_argument("--caution", type=_non_negative_float, default=None, metavar="S",
                          help="how strongly colour fades on unfamiliar images: colour x confidence**S (default: the style's; 0 turns it off)")
         sub.add_argument("--saturation", type=_non_negative_float, default=None, metavar="F",
-                         help="multiply the colour by F (default: the style's)")
+                         help="multiply the colour by F (default: the style's; 1 is the training survey's strength)")
 
     def common(sub: argparse.ArgumentParser, model: bool = True) -> None:
         if model:
@@ -184,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--far-percentile", type=_fraction_percent, default=5.0,
                            help="colour is gone at this percentile of the other images' distances (default: 5)")
     calibrate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction)
+    calibrate.add_argument("--saturation", type=_share, default=None, metavar="F",
+                           help="also store F as the saturation the model colours with by default (style auto); "
+                                "scripts/style_tradeoff.py measures the choice (default: keep the model's)")
     common(calibrate)
 
     fit_uncertainty = commands.add_parser(
@@ -263,13 +275,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-STYLES = {"auto": (1.0, 1.0), "sdss": (0.0, 1.0), "muted": (1.0, 0.6)}  # (caution strength, saturation)
+# The best saturation on SDSS galaxies whose true colour was halved, as grey's error on DECaLS and
+# GAMA suggests those surveys render it (scripts/style_tradeoff.py, model card).
+MUTED_SATURATION = 0.5
+# (caution strength, saturation); None: the model's own default saturation, chosen on data.
+STYLES = {"auto": (1.0, None), "sdss": (0.0, 1.0), "muted": (1.0, MUTED_SATURATION)}
 
 
 def styled(model, args):
     """The model with the colour style the user chose: a preset, then explicit --caution/--saturation."""
     caution, saturation = STYLES[args.style]
-    return model.with_style(caution if args.caution is None else args.caution, saturation if args.saturation is None else args.saturation)
+    return model.with_style(caution if args.caution is None else args.caution, args.saturation if args.saturation is not None else saturation)
 
 
 def _say(args, text: str) -> None:
@@ -441,7 +457,7 @@ def _calibrate(args) -> int:
     caution = calibrate(model, args.data_dir, args.other, args.val_fraction, args.far_percentile, progress=not quiet,
                         log=(lambda text: None) if quiet else print)
     save_calibrated(model, caution, args.out, {"data": str(args.data_dir), "other": [str(d) for d in args.other],
-                                               "far_percentile": args.far_percentile})
+                                               "far_percentile": args.far_percentile}, args.saturation)
     limits = [round(float(x), 3) for x in caution.limits]
     if args.json:
         print(json.dumps({"out": str(args.out), "full_colour_within": limits[0], "grey_beyond": limits[1]}))
