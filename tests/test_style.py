@@ -1,5 +1,7 @@
 """Colour style: a model's default saturation, chosen on data, and the --style presets around it."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +90,11 @@ def test_the_shipped_default_beats_grey_on_sdss_and_on_galaxies_rendered_half_as
         truth = [_rendered_at(image, strength) for image in images]
         scores = score_images(truth, held_out.labels[:24], [""] * 24, methods, progress=False).summaries
         assert scores["shipped"]["de00_fg"] < 0.9 * scores["gray"]["de00_fg"], strength
+
+
+def test_evaluate_records_the_style_each_model_was_scored_with(half_saturated_model, few_galaxies, tmp_path, capsys):
+    assert main(["evaluate", str(few_galaxies), "--split", "all", "--model", str(half_saturated_model), "-o", str(tmp_path / "a"), "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["styles"].values()) == [{"caution": 1.0, "saturation": 0.5}]
+    assert main(["evaluate", str(few_galaxies), "--split", "all", "--model", str(half_saturated_model), "--style", "sdss",
+                 "-o", str(tmp_path / "b"), "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["styles"].values()) == [{"caution": 0.0, "saturation": 1.0}]

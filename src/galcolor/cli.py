@@ -429,8 +429,11 @@ def _evaluate(args) -> int:
     images = [image.permute(1, 2, 0).numpy() for image in dataset.images]
     scored = score_images(images, dataset.labels, [str(r) for r in dataset.relatives], methods_for(models),
                           examples=args.examples, progress=not (args.quiet or args.json))
+    # Figures depend on the style as much as on the weights, and a model's default saturation is not visible on its name.
     context = {"data": str(args.data_dir), "split": args.split, "images": len(images),
-               "models": {name: str(model.source) for name, model in models}}
+               "models": {name: str(model.source) for name, model in models},
+               "styles": {name: {"caution": model.caution_strength if model.caution is not None else None, "saturation": model.saturation}
+                          for name, model in models}}
     paths = write_report(scored, args.out, context, models[0][0])
     if args.json:
         print(json.dumps(_json_safe({**context, "metrics": scored.summaries, "report": str(paths["json"])}), allow_nan=False))
