@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REQUIRE_BROWSER = os.environ.get("GALCOLOR_REQUIRE_BROWSER") == "1"
@@ -50,6 +51,14 @@ def galaxy_jpeg(sdss_dir: Path) -> Path:
 @pytest.fixture
 def colorizer(tiny_model_path: Path, tmp_path: Path) -> web.Colorizer:
     return web.Colorizer(web.model_choices(tiny_model_path), output_root=tmp_path / "results")
+
+
+def _chroma(rgb8: np.ndarray) -> float:
+    """Mean ab length over the galaxy (true L > 15) of an 8-bit colouring."""
+    from galcolor.color import rgb_to_lab
+
+    lab = rgb_to_lab(torch.from_numpy(rgb8[..., :3].astype(np.float32) / 255.0).permute(2, 0, 1)[None])[0]
+    return float(lab[1:].norm(dim=0)[lab[0] > 15].mean())
 
 
 def _message(err: pytest.ExceptionInfo) -> str:
@@ -234,6 +243,15 @@ def test_browser_uploads_a_galaxy_and_gets_it_coloured(
                 grey = _fetch_png(base, grey_img.get_attribute("src"))
                 download_name = link.get_attribute("download")  # the name the browser saves it under
 
+                # The style control re-colours the same upload: muted is half the colour of the default.
+                first_src = colour_img.get_attribute("src")
+                page.get_by_label("Muted: for paler surveys such as DECaLS or GAMA").check()
+                page.wait_for_function(
+                    "([selector, before]) => { const img = document.querySelector(selector); return img && img.src !== before; }",
+                    arg=["#galcolor-colour img", first_src], timeout=TIMEOUT_MS,
+                )
+                muted = _fetch_png(base, page.locator("#galcolor-colour img").first.get_attribute("src"))
+
                 # A bad file in the same page: the user sees the one-line reason, naming their file.
                 bad = tmp_path / "notes.png"
                 bad.write_text("not an image\n")
@@ -247,6 +265,7 @@ def test_browser_uploads_a_galaxy_and_gets_it_coloured(
         demo.close()
 
     assert download_name == f"{galaxy_jpeg.stem}.colorized.png"
+    assert _chroma(muted) < 0.8 * _chroma(shown)
     assert downloaded.shape == (height, width, 3) and grey.shape == (height, width, 3)
     assert np.array_equal(downloaded, shown)  # the download is the image on the page
     assert np.abs(downloaded.astype(int) - grey.astype(int)).mean() > 0.5  # coloured, not the grey input
@@ -280,3 +299,15 @@ def test_the_shipped_model_shows_its_expected_error_beside_the_colour(galaxy_jpe
     shown = np.asarray(Image.open(uncertainty_map))
     assert shown.shape == (height, width, 3) and shown.std() > 0  # a map, not a flat placeholder
     assert "No uncertainty map" not in status
+
+
+def test_the_style_control_sets_how_strong_and_how_cautious_the_colour_is(galaxy_jpeg, tmp_path):
+    shipped = web.Colorizer(web.model_choices(None), output_root=tmp_path / "results")
+    chroma = {}
+    for style in ("auto", "sdss", "muted"):
+        _, colour_path, _, _, _ = shipped(str(galaxy_jpeg), web.SHIPPED_KEY, 0.0, style)
+        chroma[style] = _chroma(np.asarray(Image.open(colour_path).convert("RGB")))
+    # The shipped default is 60 % of SDSS strength, muted 50 %: the galaxy's colour follows.
+    assert chroma["muted"] < chroma["auto"] < 0.8 * chroma["sdss"]
+    with pytest.raises(gr.Error, match="unknown colour style 'loud'"):
+        shipped(str(galaxy_jpeg), web.SHIPPED_KEY, 0.0, "loud")

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from . import __version__
 from .errors import GalcolorError
+from .style import MUTED_SATURATION, STYLES, styled
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -275,17 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-# The best saturation on SDSS galaxies whose true colour was halved, as grey's error on DECaLS and
-# GAMA suggests those surveys render it (scripts/style_tradeoff.py, model card).
-MUTED_SATURATION = 0.5
-# (caution strength, saturation); None: the model's own default saturation, chosen on data.
-STYLES = {"auto": (1.0, None), "sdss": (0.0, 1.0), "muted": (1.0, MUTED_SATURATION)}
-
-
-def styled(model, args):
+def styled_as_asked(model, args):
     """The model with the colour style the user chose: a preset, then explicit --caution/--saturation."""
-    caution, saturation = STYLES[args.style]
-    return model.with_style(caution if args.caution is None else args.caution, args.saturation if args.saturation is not None else saturation)
+    return styled(model, args.style, args.caution, args.saturation)
 
 
 def _say(args, text: str) -> None:
@@ -315,7 +308,7 @@ def _demo(args) -> int:
     from .io import write_png
 
     began = time.perf_counter()
-    model = styled(load_model(args.model, args.device), args)
+    model = styled_as_asked(load_model(args.model, args.device), args)
     truth = hubble_deep_field()  # (872, 1000, 3) uint8, a real HST colour image
     name = _unique_name(_model_name(args.model), {"gray", "lut"})
     candidates = [(name, model)]
@@ -348,7 +341,7 @@ def _colorize_share(args) -> int:
     from .pipeline import Extras, colorize_files, in_job_order, outcomes_as_dicts, plan_jobs
 
     began = time.perf_counter()
-    model = styled(load_model(args.model, args.device), args)  # inside the session "cuda" is this rank's GPU
+    model = styled_as_asked(load_model(args.model, args.device), args)  # inside the session "cuda" is this rank's GPU
     if args.temperature is not None:
         model = model.with_temperature(args.temperature)
     extras = Extras(args.samples, args.uncertainty, args.seed, args.fits)
@@ -422,7 +415,7 @@ def _evaluate(args) -> int:
     for path in model_paths:
         name = _unique_name(_model_name(path), taken)
         taken.add(name)
-        models.append((name, styled(load_model(path, args.device), args)))
+        models.append((name, styled_as_asked(load_model(path, args.device), args)))
     dataset = load_split(args.data_dir, args.split, args.val_fraction, args.max_images, progress=not (args.quiet or args.json))
     for line in dataset.skipped:
         print(f"galcolor: skipped {line}", file=sys.stderr)

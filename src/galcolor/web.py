@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import GalcolorError, InputError
 from .io import IMAGE_SUFFIXES, read_image, write_png
+from .style import STYLES, styled
 
 if TYPE_CHECKING:
     import gradio
@@ -117,11 +118,12 @@ def _megabytes(size: int) -> str:
 
 
 class Colorizer:
-    """The app's colour function, callable without a browser: (upload path, model key, temperature) -> outputs.
+    """The app's colour function, callable without a browser: (upload path, model key, temperature,
+    style) -> outputs.
 
     Returns (grey PNG path, colour PNG path, the same PNG path for download, uncertainty map PNG
-    path or None, a status line). The map and the temperature apply to classification
-    models; a temperature of 0 keeps the model's own (chosen on its validation split).
+    path or None, a status line). The temperature applies to classification models; 0 keeps the
+    model's own (chosen on its validation split). The style is one of style.STYLES, as `--style`.
     Every problem the user can cause raises ``gradio.Error`` with one line naming the uploaded file.
     """
 
@@ -159,14 +161,14 @@ class Colorizer:
         root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="galcolor-", dir=root))
 
-    def __call__(self, file_path: str | Path | None, model_key: str | None = None, temperature: float = 0.0):
+    def __call__(self, file_path: str | Path | None, model_key: str | None = None, temperature: float = 0.0, style: str = "auto"):
         gradio = _require_gradio()
         if not file_path:
             raise gradio.Error("Choose an image file first (JPEG, PNG, TIFF or FITS).", print_exception=False)
         path = Path(file_path)
         name = _display_name(path)
         try:
-            return self._colorize(path, name, model_key or next(iter(self.choices)), temperature)
+            return self._colorize(path, name, model_key or next(iter(self.choices)), temperature, style or "auto")
         except InputError as err:  # the temp path means nothing to the user: name the file they chose
             raise gradio.Error(f"{name}: {err.problem}", print_exception=False) from None
         except GalcolorError as err:
@@ -178,14 +180,14 @@ class Colorizer:
             reason = " ".join(str(err).split())[:160] or type(err).__name__
             raise gradio.Error(f"{name}: could not colour this image ({type(err).__name__}: {reason})", print_exception=False) from None
 
-    def on_model_change(self, file_path: str | Path | None, model_key: str | None, temperature: float = 0.0):
-        """Re-colour the current upload with the newly chosen model; nothing to do before an upload."""
+    def on_model_change(self, file_path: str | Path | None, model_key: str | None, temperature: float = 0.0, style: str = "auto"):
+        """Re-colour the current upload with the newly chosen model or style; nothing to do before an upload."""
         if not file_path:
             gradio = _require_gradio()
             return (gradio.skip(),) * 5
-        return self(file_path, model_key, temperature)
+        return self(file_path, model_key, temperature, style)
 
-    def _colorize(self, path: Path, name: str, model_key: str, temperature: float = 0.0):
+    def _colorize(self, path: Path, name: str, model_key: str, temperature: float = 0.0, style: str = "auto"):
         from .api import colorize_lab
         from .color import lab_array_to_rgb8
         from .diversity import extra_outputs
@@ -198,7 +200,9 @@ class Colorizer:
             raise InputError(path, f"file is {_megabytes(size)}, over this server's upload limit of {_megabytes(self.max_upload_bytes)}")
         decoded = read_image(path, max_pixels=self.max_pixels)
         choice = self.choices.get(model_key)
-        model = self.model(model_key)
+        if style not in STYLES:
+            raise GalcolorError(f"unknown colour style {style!r}: choose one of {', '.join(STYLES)}")
+        model = styled(self.model(model_key), style)
         if temperature and model.bins is not None:
             model = model.with_temperature(float(temperature))
         began = time.perf_counter()
@@ -272,6 +276,12 @@ def build_app(
                     minimum=0.0, maximum=1.0, value=0.0, step=0.01, elem_id="galcolor-temperature",
                     label="Temperature (classification models: lower is more vivid; 0 keeps the model's own)",
                 )
+                style = gradio.Radio(
+                    choices=[("Default: fades on unfamiliar images, at the model's colour strength", "auto"),
+                             ("SDSS: full SDSS-strength colour everywhere", "sdss"),
+                             ("Muted: for paler surveys such as DECaLS or GAMA", "muted")],
+                    value="auto", label="Colour style", elem_id="galcolor-style",
+                )
                 button = gradio.Button("Colour", variant="primary", elem_id="galcolor-run")
         status = gradio.Markdown(elem_id="galcolor-status")
         with gradio.Row(equal_height=True):
@@ -290,8 +300,9 @@ def build_app(
         download = gradio.File(label="Download the colour PNG", interactive=False, elem_id="galcolor-download")
 
         outputs = [grey, colour, download, uncertainty, status]
-        gradio.on([upload.upload, button.click], colorizer, inputs=[upload, model, temperature], outputs=outputs)
-        model.change(colorizer.on_model_change, inputs=[upload, model, temperature], outputs=outputs)
+        inputs = [upload, model, temperature, style]
+        gradio.on([upload.upload, button.click], colorizer, inputs=inputs, outputs=outputs)
+        gradio.on([model.change, style.change], colorizer.on_model_change, inputs=inputs, outputs=outputs)
         upload.clear(lambda: (None, None, None, None, ""), outputs=outputs, queue=False)
 
     demo.queue(default_concurrency_limit=max_concurrent, max_size=QUEUE_PER_WORKER * max_concurrent)

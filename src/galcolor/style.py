@@ -1,0 +1,20 @@
+"""Colour style presets: how cautious and how strong the colour is, shared by the CLI and the web app."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .checkpoint import LoadedModel
+
+# The best saturation on SDSS galaxies whose true colour was halved, as grey's error on DECaLS and
+# GAMA suggests those surveys render it (scripts/style_tradeoff.py, model card).
+MUTED_SATURATION = 0.5
+# (caution strength, saturation); None: the model's own default saturation, chosen on data.
+STYLES = {"auto": (1.0, None), "sdss": (0.0, 1.0), "muted": (1.0, MUTED_SATURATION)}
+
+
+def styled(model: "LoadedModel", style: str = "auto", caution: float | None = None, saturation: float | None = None) -> "LoadedModel":
+    """The model with a style preset, then an explicit caution strength or saturation over it."""
+    preset_caution, preset_saturation = STYLES[style]
+    return model.with_style(preset_caution if caution is None else caution, preset_saturation if saturation is None else saturation)
