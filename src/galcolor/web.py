@@ -180,7 +180,7 @@ class Colorizer:
             reason = " ".join(str(err).split())[:160] or type(err).__name__
             raise gradio.Error(f"{name}: could not colour this image ({type(err).__name__}: {reason})", print_exception=False) from None
 
-    def on_model_change(self, file_path: str | Path | None, model_key: str | None, temperature: float = 0.0, style: str = "auto"):
+    def on_choice_change(self, file_path: str | Path | None, model_key: str | None, temperature: float = 0.0, style: str = "auto"):
         """Re-colour the current upload with the newly chosen model or style; nothing to do before an upload."""
         if not file_path:
             gradio = _require_gradio()
@@ -302,7 +302,7 @@ def build_app(
         outputs = [grey, colour, download, uncertainty, status]
         inputs = [upload, model, temperature, style]
         gradio.on([upload.upload, button.click], colorizer, inputs=inputs, outputs=outputs)
-        gradio.on([model.change, style.change], colorizer.on_model_change, inputs=inputs, outputs=outputs)
+        gradio.on([model.change, style.change], colorizer.on_choice_change, inputs=inputs, outputs=outputs)
         upload.clear(lambda: (None, None, None, None, ""), outputs=outputs, queue=False)
 
     demo.queue(default_concurrency_limit=max_concurrent, max_size=QUEUE_PER_WORKER * max_concurrent)
