@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errors import GalcolorError
+
 if TYPE_CHECKING:
     from .checkpoint import LoadedModel
 
@@ -16,5 +18,7 @@ STYLES = {"auto": (1.0, None), "sdss": (0.0, 1.0), "muted": (1.0, MUTED_SATURATI
 
 def styled(model: "LoadedModel", style: str = "auto", caution: float | None = None, saturation: float | None = None) -> "LoadedModel":
     """The model with a style preset, then an explicit caution strength or saturation over it."""
+    if style not in STYLES:
+        raise GalcolorError(f"unknown colour style {style!r}: choose one of {', '.join(STYLES)}")
     preset_caution, preset_saturation = STYLES[style]
     return model.with_style(preset_caution if caution is None else caution, preset_saturation if saturation is None else saturation)

@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import GalcolorError, InputError
 from .io import IMAGE_SUFFIXES, read_image, write_png
-from .style import STYLES, styled
+from .style import styled
 
 if TYPE_CHECKING:
     import gradio
@@ -200,8 +200,6 @@ class Colorizer:
             raise InputError(path, f"file is {_megabytes(size)}, over this server's upload limit of {_megabytes(self.max_upload_bytes)}")
         decoded = read_image(path, max_pixels=self.max_pixels)
         choice = self.choices.get(model_key)
-        if style not in STYLES:
-            raise GalcolorError(f"unknown colour style {style!r}: choose one of {', '.join(STYLES)}")
         model = styled(self.model(model_key), style)
         if temperature and model.bins is not None:
             model = model.with_temperature(float(temperature))
