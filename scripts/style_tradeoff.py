@@ -20,7 +20,7 @@ import torch
 
 from galcolor.api import load_model
 from galcolor.baselines import gray_ab
-from galcolor.color import lab_array_to_rgb8, rgb_to_lab
+from galcolor.color import lab_array_to_rgb8, rgb_array_to_lab
 from galcolor.data import load_split
 from galcolor.evaluate import Method, score_images
 from galcolor.infer import predict_ab
@@ -31,7 +31,7 @@ SATURATIONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
 
 def rendered_at(image: np.ndarray, strength: float) -> np.ndarray:
     """(H, W, 3) uint8 sRGB with its ab scaled by `strength`, L kept."""
-    lab = rgb_to_lab(torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy().copy()
+    lab = rgb_array_to_lab(image / 255.0)
     lab[..., 1:] *= strength
     return lab_array_to_rgb8(lab)
 

@@ -145,13 +145,13 @@ def test_the_shipped_models_expected_error_ranks_its_actual_error_on_held_out_sd
 
 def test_the_shipped_models_uncertainty_map_uses_its_colour_scale_on_sdss_galaxies(sdss_dir):
     from galcolor.api import load_model
-    from galcolor.color import rgb_to_lab
+    from galcolor.color import rgb_array_to_lab
     from galcolor.diversity import extra_outputs, uncertainty_scale
 
     model = load_model()
     held_out = load_split(sdss_dir, "val", progress=False)
     for image in held_out.images[:4]:
-        lab = rgb_to_lab(image[None].float() / 255.0)[0].permute(1, 2, 0).numpy()
+        lab = rgb_array_to_lab(image.permute(1, 2, 0).numpy() / 255.0)
         outputs = extra_outputs(model, lab, 0, True, 0)
         # The galaxy's most uncertain pixels sit in the upper half of the map, not near black and not
         # saturated: on a scale meant for a classifier's spread they reached barely a quarter.

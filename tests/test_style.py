@@ -11,7 +11,7 @@ from galcolor.api import load_model
 from galcolor.baselines import gray_ab
 from galcolor.checkpoint import SATURATION_KEY, save_model
 from galcolor.cli import main
-from galcolor.color import lab_array_to_rgb8, rgb_to_lab
+from galcolor.color import lab_array_to_rgb8, rgb_array_to_lab, rgb_to_lab
 from galcolor.data import load_split
 from galcolor.evaluate import Method, score_images
 from galcolor.infer import predict_ab
@@ -23,9 +23,8 @@ def _lightness(rgb8: np.ndarray) -> torch.Tensor:
 
 def _chroma(png) -> float:
     """Mean ab length of a written colouring over the galaxy (on dark sky, 8-bit rounding is all the colour)."""
-    rgb = torch.from_numpy(np.asarray(Image.open(png).convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-    lab = rgb_to_lab(rgb)[0]
-    return float(lab[1:].norm(dim=0)[lab[0] > 15].mean())
+    lab = rgb_array_to_lab(np.asarray(Image.open(png).convert("RGB")) / 255.0)
+    return float(np.linalg.norm(lab[..., 1:], axis=2)[lab[..., 0] > 15].mean())
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +73,7 @@ def test_a_damaged_default_saturation_is_refused_in_one_line(half_saturated_mode
 
 
 def _rendered_at(rgb8: np.ndarray, strength: float) -> np.ndarray:
-    lab = rgb_to_lab(torch.from_numpy(rgb8.astype(np.float32) / 255.0).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy().copy()
+    lab = rgb_array_to_lab(rgb8 / 255.0)
     lab[..., 1:] *= strength
     return lab_array_to_rgb8(lab)
 

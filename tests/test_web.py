@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 REQUIRE_BROWSER = os.environ.get("GALCOLOR_REQUIRE_BROWSER") == "1"
@@ -55,10 +54,10 @@ def colorizer(tiny_model_path: Path, tmp_path: Path) -> web.Colorizer:
 
 def _chroma(rgb8: np.ndarray) -> float:
     """Mean ab length over the galaxy (true L > 15) of an 8-bit colouring."""
-    from galcolor.color import rgb_to_lab
+    from galcolor.color import rgb_array_to_lab
 
-    lab = rgb_to_lab(torch.from_numpy(rgb8[..., :3].astype(np.float32) / 255.0).permute(2, 0, 1)[None])[0]
-    return float(lab[1:].norm(dim=0)[lab[0] > 15].mean())
+    lab = rgb_array_to_lab(rgb8[..., :3] / 255.0)
+    return float(np.linalg.norm(lab[..., 1:], axis=2)[lab[..., 0] > 15].mean())
 
 
 def _message(err: pytest.ExceptionInfo) -> str:
