@@ -262,9 +262,28 @@ def test_bad_train_configs_are_refused():
         {"crop_jitter": 1.5},
         {"crop_jitter": -0.1},
         {"sky_weight": -1.0},
+        {"ab_loss": "l2"},
     ):
         with pytest.raises(GalcolorError):
             TrainConfig(**kwargs)
+
+
+def test_the_de00_loss_trains_and_is_recorded_with_the_run(few_galaxies, tmp_path):
+    """--ab-loss de00 changes what is learnt (it is not silently ignored) and the run records it."""
+    de00 = train(few_galaxies, tmp_path / "de00", TINY, dataclasses.replace(QUICK, ab_loss="de00"), progress=False, log=quiet)
+    l1 = train(few_galaxies, tmp_path / "l1", TINY, QUICK, progress=False, log=quiet)
+    assert json.loads((tmp_path / "de00" / "config.json").read_text())["train"]["ab_loss"] == "de00"
+    assert all(math.isfinite(float(row["train_loss"])) for row in read_log(tmp_path / "de00" / "log.csv"))
+    # Same seed, data and schedule: only the loss differs, so the weights must too.
+    de00_weights, l1_weights = load_file(de00.last_path), load_file(l1.last_path)
+    assert any(not torch.equal(de00_weights[name], l1_weights[name]) for name in l1_weights)
+
+
+def test_a_de00_loss_is_refused_for_a_classification_head(few_galaxies, tmp_path):
+    with pytest.raises(GalcolorError, match="regress head"):
+        train(few_galaxies, tmp_path / "run", dataclasses.replace(TINY, head="classify"),
+              dataclasses.replace(QUICK, ab_loss="de00"), progress=False, log=quiet)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_classification_head_trains_saves_its_bins_and_decodes_to_ab(few_galaxies, tmp_path):

@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--depth", type=_positive_int, default=model_defaults.depth, help=f"U-Net depth (default: {model_defaults.depth})")
     train.add_argument("--head", choices=("regress", "classify"), default=model_defaults.head,
                        help="regress: ab by L1 regression; classify: ab bins with class rebalancing (Zhang et al. 2016)")
+    train.add_argument("--ab-loss", choices=("l1", "de00"), default=train_defaults.ab_loss,
+                       help="regress: l1 (default) on ab, or de00, CIEDE2000 against the truth (the metric evaluate reports first)")
     train.add_argument("--rebalance-mix", type=float, default=train_defaults.rebalance_mix, help="classify: λ of the class rebalancing (default: 0.5)")
     train.add_argument("--adversarial-weight", type=_non_negative_float, default=train_defaults.adversarial_weight,
                        help="weight of a PatchGAN (pix2pix) term; 0 (default) trains without a discriminator")
@@ -387,7 +389,7 @@ def _train(args) -> int:
     model_config = ModelConfig(arch=args.arch, base_width=args.width, depth=args.depth, head=args.head, input_lightness=args.lightness)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
-        sky_weight=args.sky_weight, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
+        sky_weight=args.sky_weight, ab_loss=args.ab_loss, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
         num_threads=args.threads, rebalance_mix=args.rebalance_mix, adversarial_weight=args.adversarial_weight, init_from=str(args.init_from) if args.init_from else None,
         augment=args.augment, folder_weights=tuple(args.folder_weights) if args.folder_weights else None,
     )

@@ -64,9 +64,12 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     sky_weight: float = 0.25
+    """Loss weight of sky pixels (true L <= 15) relative to signal pixels."""
+    ab_loss: str = "l1"
+    """Loss of a 'regress' head: 'l1' on ab, or 'de00', CIEDE2000 against the truth (the metric
+    evaluate reports first)."""
     rebalance_mix: float = 0.5
     """λ of the class rebalancing of a 'classify' head: 0 weights by the inverse prior, 1 not at all."""
-    """Loss weight of sky pixels (true L <= 15) relative to signal pixels."""
     val_fraction: float = 0.15
     seed: int = 0
     adversarial_weight: float = 0.0
@@ -101,6 +104,8 @@ class TrainConfig:
             raise GalcolorError("rebalance_mix must lie between 0 and 1")
         if self.augment not in ("instrument", "none"):
             raise GalcolorError(f"unknown augmentation {self.augment!r}: choose instrument or none")
+        if self.ab_loss not in ("l1", "de00"):
+            raise GalcolorError(f"unknown ab loss {self.ab_loss!r}: choose l1 or de00")
         if self.sky_weight < 0.0:
             raise GalcolorError("sky_weight must not be negative")
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import __version__, distributed
 from .checkpoint import LoadedModel, load_checkpoint, load_tensors_with_json, save_checkpoint, save_model, save_tensors_with_json
-from .color import lab_array_to_rgb8, normalise_ab, normalise_lightness, rgb_to_lab
+from .color import AB_SCALE, denormalise_ab, lab_array_to_rgb8, normalise_ab, normalise_lightness, rgb_to_lab
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .augment import InstrumentAugmentation, imitate, optical, photometric
 from .data import GalaxySet, epoch_order, lightness_lut, load_folders, training_batches
@@ -33,6 +33,7 @@ from .lightness import apply_table, mapping_table, reference_from
 from .metrics import SIGNAL_L, MetricAccumulator
 from .models import build_model, count_parameters
 from .models.discriminator import PatchDiscriminator
+from .perceptual import ciede2000
 from .quantize import AbBins, classification_loss, count_bins
 
 SELECTION_METRIC = "de00_fg"  # `best` is the epoch with the lowest validation CIEDE2000 on galaxy pixels
@@ -54,6 +55,16 @@ def weighted_ab_loss(pred: torch.Tensor, target: torch.Tensor, lightness: torch.
     weights = torch.where(lightness > SIGNAL_L, 1.0, sky_weight)  # (B, 1, H, W)
     # clamp: with sky_weight 0, a batch of pure sky has no weight at all (0 / 0 would be NaN)
     return (weights * (pred - target).abs()).sum() / (weights.sum() * pred.shape[1]).clamp(min=1e-12)
+
+
+def weighted_de00_loss(pred: torch.Tensor, true_lab: torch.Tensor, sky_weight: float) -> torch.Tensor:
+    """Mean CIEDE2000 between the truth and (true L, predicted ab), the metric the model is judged
+    by, sky pixels down-weighted as in weighted_ab_loss. Divided by AB_SCALE so that it sits on the
+    scale of the normalised L1 loss and an adversarial weight means the same with either loss."""
+    lightness = true_lab[:, :1]
+    weights = torch.where(lightness[:, 0] > SIGNAL_L, 1.0, sky_weight)  # (B, H, W)
+    difference = ciede2000(true_lab, torch.cat([lightness, denormalise_ab(pred.float())], dim=1))
+    return (weights * difference).sum() / weights.sum().clamp(min=1e-12) / AB_SCALE
 
 
 def _lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
@@ -165,6 +176,8 @@ def train(
         raise GalcolorError(f"{run.dir}: already holds a training run; pass --resume to continue it or choose another --out")
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
+    if model_config.head == "classify" and train_config.ab_loss != "l1":
+        raise GalcolorError(f"--ab-loss {train_config.ab_loss} is for a regress head; a classify head learns from its bins' cross-entropy")
     threads_before = torch.get_num_threads()
     if train_config.num_threads:
         torch.set_num_threads(train_config.num_threads)
@@ -337,7 +350,10 @@ class Trainer:
         with autocast(self.device):
             output = self.training_network(x)
         if self.bins is None:
-            loss = weighted_ab_loss(output.float(), normalise_ab(lab[:, 1:]), lightness, self.config.sky_weight)
+            if self.config.ab_loss == "de00":
+                loss = weighted_de00_loss(output, lab, self.config.sky_weight)
+            else:
+                loss = weighted_ab_loss(output.float(), normalise_ab(lab[:, 1:]), lightness, self.config.sky_weight)
         else:
             targets = self.bins.soft_encode(lab[:, 1:])
             sky = torch.where(lightness[:, 0] > SIGNAL_L, 1.0, self.config.sky_weight)
