@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--width", type=_positive_int, default=model_defaults.base_width, help=f"U-Net base width (default: {model_defaults.base_width})")
     train.add_argument("--depth", type=_positive_int, default=model_defaults.depth, help=f"U-Net depth (default: {model_defaults.depth})")
     train.add_argument("--head", choices=("regress", "classify"), default=model_defaults.head,
-                       help="regress: ab by L1 regression; classify: ab bins with class rebalancing (Zhang et al. 2016)")
+                       help="regress: ab by regression (see --ab-loss); classify: ab bins with class rebalancing (Zhang et al. 2016)")
     train.add_argument("--ab-loss", choices=("l1", "de00"), default=train_defaults.ab_loss,
                        help="regress: l1 (default) on ab, or de00, CIEDE2000 against the truth (the metric evaluate reports first)")
     train.add_argument("--rebalance-mix", type=float, default=train_defaults.rebalance_mix, help="classify: λ of the class rebalancing (default: 0.5)")
