@@ -96,7 +96,9 @@ def test_fit_uncertainty_writes_a_model_whose_colorize_gives_an_uncertainty_map(
     source.parent.mkdir()
     Image.fromarray(lab_array_to_rgb8(_scene((5.0, -45.0)))).save(source)
     out = tmp_path / "out"
-    assert main(["colorize", str(source), "-o", str(out), "--model", str(out_model), "--uncertainty", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["colorize", str(source), "-o", str(out), "--model", str(out_model), "--uncertainty"]) == 0
+    assert "expected error of its colour, from 0 (dark) to 20 ab" in capsys.readouterr().out  # how to read the map
     assert sorted(p.name for p in out.iterdir()) == ["scene.png", "scene.uncertainty.npy", "scene.uncertainty.png"]
     saved = np.load(out / "scene.uncertainty.npy")
     assert saved.shape == (SIZE, SIZE) and np.isfinite(saved).all() and (saved > 0).all()

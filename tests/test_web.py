@@ -284,7 +284,7 @@ def test_a_classification_model_shows_its_uncertainty_and_obeys_the_temperature(
     _, vivid_path, _, uncertainty_map, status = classifier(str(galaxy_jpeg), "launch", 0.05)
     _, mean_path, _, _, _ = classifier(str(galaxy_jpeg), "launch", 1.0)
     assert uncertainty_map is not None and np.asarray(Image.open(uncertainty_map)).shape == (height, width, 3)
-    assert "uncertainty" not in status.lower()
+    assert "spread of its colour distribution, from 0 (dark) to 40 ab" in status  # how to read the map
     with Image.open(vivid_path) as vivid, Image.open(mean_path) as mean:
         assert not np.array_equal(np.asarray(vivid), np.asarray(mean))
 
@@ -298,6 +298,7 @@ def test_the_shipped_model_shows_its_expected_error_beside_the_colour(galaxy_jpe
     shown = np.asarray(Image.open(uncertainty_map))
     assert shown.shape == (height, width, 3) and shown.std() > 0  # a map, not a flat placeholder
     assert "No uncertainty map" not in status
+    assert "expected error of its colour, from 0 (dark) to 20 ab" in status  # not a classifier's spread, nor its scale
 
 
 def test_the_style_control_sets_how_strong_and_how_cautious_the_colour_is(galaxy_jpeg, tmp_path):

@@ -339,7 +339,7 @@ def _colorize_share(args) -> int:
     from . import distributed
     from .api import load_model
     from .io import atomic_write_text
-    from .diversity import require_distribution, require_uncertainty
+    from .diversity import require_distribution, require_uncertainty, uncertainty_legend
     from .pipeline import Extras, colorize_files, in_job_order, outcomes_as_dicts, plan_jobs
 
     began = time.perf_counter()
@@ -375,6 +375,8 @@ def _colorize_share(args) -> int:
         print(f"galcolor: {outcome.message}", file=sys.stderr)
     _say(args, f"coloured {counts['coloured']}, skipped {counts['skipped']}, failed {counts['failed']} "
          f"in {seconds:.1f} s ({summary['images_per_s']} images/s) -> {args.out}")
+    if args.uncertainty and counts["coloured"]:
+        _say(args, f"{uncertainty_legend(model)}; the .npy files hold the values")
     if not outcomes:
         print("galcolor: error: no image files found in the inputs", file=sys.stderr)
         return EXIT_FAILED

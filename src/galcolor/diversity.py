@@ -93,6 +93,12 @@ def uncertainty_scale(model: LoadedModel) -> float:
     return SPREAD_SCALE if model.bins is not None else EXPECTED_ERROR_SCALE
 
 
+def uncertainty_legend(model: LoadedModel) -> str:
+    """What `model`'s uncertainty map shows and on what scale, in a sentence for a reader of the map."""
+    meaning = "the spread of its colour distribution" if model.bins is not None else "the expected error of its colour"
+    return f"the uncertainty map shows {meaning}, from 0 (dark) to {uncertainty_scale(model):g} ab or more (bright)"
+
+
 def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncertainty: bool, seed: int) -> dict[str, np.ndarray]:
     """For one coloured image (H, W, 3 Lab): {file suffix: array} of its samples and uncertainty.
 

@@ -190,7 +190,7 @@ class Colorizer:
     def _colorize(self, path: Path, name: str, model_key: str, temperature: float = 0.0, style: str = "auto"):
         from .api import colorize_lab
         from .color import lab_array_to_rgb8
-        from .diversity import extra_outputs
+        from .diversity import extra_outputs, uncertainty_legend
 
         try:
             size = path.stat().st_size
@@ -217,7 +217,7 @@ class Colorizer:
                 # hash of their content and rewrites that file while another request may be serving it.
                 uncertainty_png = folder / f"{_stem(name)}.uncertainty.png"
                 write_png(uncertainty_png, uncertainty_map)
-                uncertainty_note = ""
+                uncertainty_note = f" The {uncertainty_legend(model).removeprefix('the ')}."
         seconds = time.perf_counter() - began
         grey_lab = np.zeros_like(input_lab)
         grey_lab[..., 0] = input_lab[..., 0]
@@ -292,7 +292,7 @@ def build_app(
                 buttons=["download", "fullscreen"], elem_id="galcolor-colour",
             )
             uncertainty = gradio.Image(
-                label="Uncertainty (spread of the predicted colour; brighter is less sure)", type="filepath", format="png",
+                label="Uncertainty (brighter is less sure; its scale is given below)", type="filepath", format="png",
                 interactive=False, buttons=["fullscreen"], elem_id="galcolor-uncertainty",
             )
         download = gradio.File(label="Download the colour PNG", interactive=False, elem_id="galcolor-download")
