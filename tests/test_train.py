@@ -148,9 +148,11 @@ def stop_after_first_epoch(text: str) -> None:
         raise Interrupted(text)
 
 
-@pytest.mark.parametrize("config", [QUICK, dataclasses.replace(QUICK, adversarial_weight=0.1)], ids=["plain", "adversarial"])
+@pytest.mark.parametrize("config", [QUICK, dataclasses.replace(QUICK, adversarial_weight=0.1), dataclasses.replace(QUICK, ab_loss="de00")],
+                         ids=["plain", "adversarial", "de00"])
 def test_resume_continues_exactly_where_the_run_stopped(few_galaxies, tmp_path, config):
-    """Also with a discriminator: its weights and optimizer travel in the resume state."""
+    """Also with a discriminator (its weights and optimizer travel in the resume state) and with
+    the CIEDE2000 loss (the resumed run must keep training on it, not fall back to L1)."""
     straight = train(few_galaxies, tmp_path / "straight", TINY, config, progress=False, log=quiet)
 
     interrupted_dir = tmp_path / "interrupted"
