@@ -69,6 +69,33 @@ def test_samples_differ_from_each_other_and_are_spatially_coherent(ambiguous_cla
     assert np.mean([roughness(s) for s in samples]) < 0.33 * np.mean([roughness(s) for s in speckled])
 
 
+def test_a_lower_sample_temperature_draws_closer_samples_and_zero_is_refused(ambiguous_classifier):
+    """The disc is ambiguous by design: at T = 1 its samples disagree; sharpened, they gather nearer the mode."""
+    lightness = _lightness(_scene((45.0, 30.0)))
+
+    def mean_pairwise(temperature: float) -> float:
+        samples = [s[0].numpy() for s in sample_ab(ambiguous_classifier, lightness, 4, seed=1, temperature=temperature)]
+        return float(np.mean([np.linalg.norm(a - b, axis=0)[DISC].mean() for i, a in enumerate(samples) for b in samples[i + 1 :]]))
+
+    assert mean_pairwise(0.3) < 0.7 * mean_pairwise(1.0)
+    with pytest.raises(GalcolorError, match="temperature must be positive"):
+        sample_ab(ambiguous_classifier, lightness, 2, temperature=0.0)
+
+
+def test_cli_sample_temperature_reaches_the_samples(ambiguous_classifier, tmp_path):
+    source = tmp_path / "in" / "scene.png"
+    source.parent.mkdir()
+    Image.fromarray(lab_array_to_rgb8(_scene((45.0, 30.0)))).save(source)
+    written = {}
+    for temperature in ("1", "0.3"):
+        out = tmp_path / f"out-{temperature}"
+        assert main(["colorize", str(source), "-o", str(out), "--model", str(ambiguous_classifier.source),
+                     "--samples", "1", "--sample-temperature", temperature, "-q"]) == 0
+        with Image.open(out / "scene.sample-1.png") as sample:
+            written[temperature] = np.asarray(sample)
+    assert not np.array_equal(written["1"], written["0.3"])  # same seed: only the temperature differs
+
+
 def test_cli_writes_samples_and_uncertainty_beside_the_png(ambiguous_classifier, tmp_path):
     source = tmp_path / "in" / "scene.png"
     source.parent.mkdir()

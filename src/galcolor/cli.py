@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     colorize.add_argument("--fits", action="store_true",
                           help="also write <stem>.fits: the colour planes as a float32 cube, keeping a FITS input's WCS")
     colorize.add_argument("--seed", type=int, default=0, help="seed of the --samples draws (default: 0)")
+    colorize.add_argument("--sample-temperature", type=_positive_float, default=1.0, metavar="T",
+                          help="draw --samples from the distribution sharpened by T: 1 (default) as trained, below 1 narrower and nearer the best guess")
     colorize.add_argument("--temperature", type=float, default=None,
                           help="annealed-mean temperature of a classification model (default: the one chosen on validation)")
     colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file")
@@ -346,7 +348,7 @@ def _colorize_share(args) -> int:
     model = styled_as_asked(load_model(args.model, args.device), args)  # inside the session "cuda" is this rank's GPU
     if args.temperature is not None:
         model = model.with_temperature(args.temperature)
-    extras = Extras(args.samples, args.uncertainty, args.seed, args.fits)
+    extras = Extras(args.samples, args.uncertainty, args.seed, args.fits, args.sample_temperature)
     if args.samples:
         require_distribution(model)
     if args.uncertainty:

@@ -53,14 +53,18 @@ def smooth_gumbel(shape: tuple[int, ...], generator: torch.Generator, sigma: flo
 
 
 def sample_ab(
-    model: LoadedModel, lightness: torch.Tensor, count: int, seed: int = 0, correlation: float = CORRELATION_PIXELS
+    model: LoadedModel, lightness: torch.Tensor, count: int, seed: int = 0, correlation: float = CORRELATION_PIXELS,
+    temperature: float = 1.0,
 ) -> list[torch.Tensor]:
-    """`count` colourings of (B, 1, H, W) L, each (B, 2, H, W) ab on the CPU."""
+    """`count` colourings of (B, 1, H, W) L, each (B, 2, H, W) ab on the CPU, drawn from the
+    distribution sharpened by `temperature` (1: as trained; below 1: narrower, nearer the mode)."""
     require_distribution(model)
+    if not temperature > 0:
+        raise GalcolorError(f"the sample temperature must be positive, got {temperature}")
     logits = network_output(model, lightness).cpu()
-    # The calibrated distribution (T = 1), not the annealed one: annealing serves the single best
-    # guess and would collapse every sample onto the mode.
-    log_p = torch.log_softmax(logits, dim=1)
+    # Not the model's annealed-mean temperature: that serves the single best guess and, as low as
+    # it is chosen, would collapse every sample onto the mode.
+    log_p = torch.log_softmax(logits / temperature, dim=1)
     generator = torch.Generator().manual_seed(seed)
     centres = model.bins.centres.float()
     samples = []
@@ -99,7 +103,8 @@ def uncertainty_legend(model: LoadedModel) -> str:
     return f"the uncertainty map shows {meaning}, from 0 (dark) to {uncertainty_scale(model):g} ab or more (bright)"
 
 
-def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncertainty: bool, seed: int) -> dict[str, np.ndarray]:
+def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncertainty: bool, seed: int,
+                  sample_temperature: float = 1.0) -> dict[str, np.ndarray]:
     """For one coloured image (H, W, 3 Lab): {file suffix: array} of its samples and uncertainty.
 
     '.sample-K.png' are uint8 RGB colourings, '.uncertainty.png' a uint8 RGB map (magma, 0 to
@@ -118,7 +123,7 @@ def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncert
     lightness = torch.from_numpy(np.ascontiguousarray(lab[..., 0], dtype=np.float32))[None, None]
     outputs: dict[str, np.ndarray] = {}
     if samples:
-        for index, ab in enumerate(sample_ab(model, lightness, samples, seed), start=1):
+        for index, ab in enumerate(sample_ab(model, lightness, samples, seed, temperature=sample_temperature), start=1):
             sampled = np.concatenate([lab[..., :1], ab[0].permute(1, 2, 0).numpy()], axis=2)
             outputs[f".sample-{index}.png"] = lab_array_to_rgb8(sampled)
     if want_uncertainty:

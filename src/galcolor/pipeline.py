@@ -261,13 +261,14 @@ class Extras:
     uncertainty: bool = False
     seed: int = 0
     fits: bool = False  # also <stem>.fits: colour planes with the input's WCS
+    sample_temperature: float = 1.0
 
 
 def _extra_arrays(job: Job, lab, model: LoadedModel, extras: Extras | None) -> tuple[dict, str | None]:
     if extras is None or not (extras.samples or extras.uncertainty):
         return {}, None
     try:
-        return extra_outputs(model, lab, extras.samples, extras.uncertainty, extras.seed), None
+        return extra_outputs(model, lab, extras.samples, extras.uncertainty, extras.seed, extras.sample_temperature), None
     except GalcolorError as err:
         return {}, f"{job.source}: coloured, but {err}"
 
