@@ -100,7 +100,7 @@ def uncertainty_scale(model: LoadedModel) -> float:
 def uncertainty_legend(model: LoadedModel) -> str:
     """What `model`'s uncertainty map shows and on what scale, in a sentence for a reader of the map."""
     meaning = "the spread of its colour distribution" if model.bins is not None else "the expected error of its colour"
-    return f"the uncertainty map shows {meaning}, from 0 (dark) to {uncertainty_scale(model):g} ab or more (bright)"
+    return f"The uncertainty map shows {meaning}, from 0 (dark) to {uncertainty_scale(model):g} ab or more (bright)"
 
 
 def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncertainty: bool, seed: int,
@@ -108,7 +108,7 @@ def extra_outputs(model: LoadedModel, lab: np.ndarray, samples: int, want_uncert
     """For one coloured image (H, W, 3 Lab): {file suffix: array} of its samples and uncertainty.
 
     '.sample-K.png' are uint8 RGB colourings, '.uncertainty.png' a uint8 RGB map (magma, 0 to
-    uncertainty_scale(model) ab units), '.uncertainty.npy' the raw float32 spread in ab units.
+    uncertainty_scale(model) ab units), '.uncertainty.npy' the raw float32 values in ab units.
     """
     from matplotlib import colormaps
 

@@ -217,7 +217,7 @@ class Colorizer:
                 # hash of their content and rewrites that file while another request may be serving it.
                 uncertainty_png = folder / f"{_stem(name)}.uncertainty.png"
                 write_png(uncertainty_png, uncertainty_map)
-                uncertainty_note = f" The {uncertainty_legend(model).removeprefix('the ')}."
+                uncertainty_note = f" {uncertainty_legend(model)}."
         seconds = time.perf_counter() - began
         grey_lab = np.zeros_like(input_lab)
         grey_lab[..., 0] = input_lab[..., 0]
