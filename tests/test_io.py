@@ -204,18 +204,38 @@ def test_tiff(tmp_path, array, expected):
     np.testing.assert_allclose(read_image(path).rgb[0, :, 0], expected)
 
 
-def test_int32_tiff_scaled_by_range(tmp_path):
+def test_int32_tiff_within_16_bit_range_is_display_levels(tmp_path):
     Image.fromarray(np.array([[0, 65535]], np.int32)).save(tmp_path / "small.tif")
     np.testing.assert_allclose(read_image(tmp_path / "small.tif").rgb[0, :, 0], [0, 1])
-    big = np.array([[-5, 2**31 - 1]], np.int32)
-    Image.fromarray(big).save(tmp_path / "big.tif")
-    np.testing.assert_allclose(read_image(tmp_path / "big.tif").rgb[0, :, 0], [0, 1])
 
 
-def test_float_tiff_clipped(tmp_path):
+def test_float_tiff_within_0_1_is_display_levels(tmp_path):
     path = tmp_path / "f.tif"
-    Image.fromarray(np.array([[-1.0, 0.25, 7.0, np.nan]], np.float32)).save(path)
+    Image.fromarray(np.array([[0.0, 0.25, 1.0, np.nan]], np.float32)).save(path)
     np.testing.assert_allclose(read_image(path).rgb[0, :, 0], [0, 0.25, 1, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float32])
+def test_linear_tiff_is_stretched_like_fits(tmp_path, dtype):
+    """Counts exported as a 32-bit or float TIFF used to come out black (divided by 2**31) or white
+    (clipped to 1): they are linear data, and get the FITS stretch."""
+    from astropy.io import fits
+
+    rng = np.random.default_rng(0)
+    counts = (rng.normal(1000, 30, (40, 50)) + 190000 * np.exp(-((np.arange(50) - 25) ** 2) / 40)[None, :]).astype(dtype)
+    if dtype == np.int32:
+        counts[0, 0] = -40  # negative sky after subtraction, as archives give it
+    Image.fromarray(counts).save(tmp_path / "counts.tif")
+    fits.PrimaryHDU(counts[::-1]).writeto(tmp_path / "counts.fits")  # FITS row 1 is the bottom
+    from_tiff = read_image(tmp_path / "counts.tif").rgb[..., 0]
+    np.testing.assert_allclose(from_tiff, read_image(tmp_path / "counts.fits").rgb[..., 0], atol=1e-6)
+    assert from_tiff.min() == 0.0 and from_tiff.max() > 0.9 and 0.05 < np.median(from_tiff[:, 20:30]) < 1
+
+
+def test_float_tiff_without_finite_pixels_names_the_file(tmp_path):
+    path = tmp_path / "nan.tif"
+    Image.fromarray(np.full((4, 4), np.nan, np.float32)).save(path)
+    assert_input_error(path, "has no finite pixels")
 
 
 def test_cmyk_jpeg_becomes_rgb(tmp_path):
@@ -469,7 +489,7 @@ def test_fits_without_image_data(tmp_path):
 
 def test_fits_all_nan(tmp_path):
     path = write_fits(tmp_path / "nan.fits", fits.PrimaryHDU(np.full((4, 4), np.nan, np.float32)))
-    assert_input_error(path, "FITS image has no finite pixels")
+    assert_input_error(path, "image has no finite pixels")
 
 
 def test_fits_pixel_limit_from_header(tmp_path):
@@ -563,6 +583,25 @@ def test_find_inputs_folder(tmp_path):
         PurePosixPath("sub/deep/c"),
     ]
     assert found[3][0] == root / "sub" / "deep" / "c.fits.gz"
+
+
+def test_find_inputs_reads_every_format_it_decodes(tmp_path):
+    root = tmp_path / "in"
+    for name in ("a.bmp", "b.gif", "c.WEBP", "d.fits.fz", "e.fz"):
+        touch(root / name)
+    found, _ = find_inputs([root])
+    assert [rel.as_posix() for _, rel in found] == ["a", "b", "c", "d", "e"]
+
+
+def test_find_inputs_skips_an_output_folder_inside_the_input_folder(tmp_path):
+    root = tmp_path / "in"
+    touch(root / "a.jpg")
+    touch(root / "col" / "a.png")  # an earlier run's output
+    touch(root / "sub" / "b.jpg")
+    found, _ = find_inputs([root], out_dir=root / "col")
+    assert [rel.as_posix() for _, rel in found] == ["a", "sub/b"]
+    found, _ = find_inputs([root], out_dir=root)  # outputs beside the inputs: the folder itself is still searched
+    assert [rel.as_posix() for _, rel in found] == ["a", "col/a", "sub/b"]
 
 
 def test_find_inputs_files_and_missing(tmp_path):

@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # astropy is slow to import; only FITS inputs pay for it
 DEFAULT_MAX_PIXELS: int = 200_000_000
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".fits", ".fit", ".fts", ".fits.gz", ".fit.gz"}
+    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp",
+     ".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fit.fz", ".fz"}  # .fz: fpack tile compression
 )
 # Longest first, so "a.fits.gz" loses ".fits.gz" rather than just ".gz".
 _SUFFIXES_LONGEST_FIRST = sorted(IMAGE_SUFFIXES, key=len, reverse=True)
@@ -180,7 +181,9 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> DecodedImage:
         try:
             img.load()  # decode now so truncation errors here instead of yielding a partial image
             ImageOps.exif_transpose(img, in_place=True)
-            pixels, maybe_colour = pil_pixels(img)
+            pixels, maybe_colour = pil_pixels(img, path)
+        except InputError:
+            raise
         except Image.DecompressionBombError as e:  # GIF frames are checked again during load
             raise InputError(path, f"image too large: {_one_line(e)}") from None
         except MemoryError:
@@ -196,11 +199,14 @@ def pil_to_rgb(img: Image.Image) -> tuple[np.ndarray, bool]:
     return _as_rgb_float(pixels), maybe_colour
 
 
-def pil_pixels(img: Image.Image) -> tuple[np.ndarray, bool]:
+def pil_pixels(img: Image.Image, source: str | Path = "image") -> tuple[np.ndarray, bool]:
     """The image's pixels as DecodedImage keeps them, and whether the mode can hold colour at all.
 
     8- and 16-bit data stay integers; modes that need arithmetic to become sRGB (alpha over black
-    sky, 32-bit integers, floats) become float32 in [0, 1].
+    sky, 32-bit integers, floats) become float32 in [0, 1]. 32-bit integers beyond 16-bit range and
+    floats beyond [0, 1] are linear data (counts, fluxes), not display levels: they are stretched
+    as FITS data are (FITS_STRETCH_HELP), rather than coming out black or white. `source` names
+    the file in the error an image with no finite pixels raises.
     """
     mode = img.mode
     if mode == "1":
@@ -215,12 +221,16 @@ def pil_pixels(img: Image.Image) -> tuple[np.ndarray, bool]:
     if mode.startswith("I;16"):
         return arr.astype(np.uint16, copy=False), False  # I;16B arrives big-endian
     if mode == "I":
-        # Pillow promotes some 16-bit data to int32; judge by the values which range was meant.
-        grey = np.clip(arr, 0, None).astype(np.float32)
-        grey /= 65535 if grey.max(initial=0) <= 65535 else np.iinfo(np.int32).max
-        return grey, False
+        # Pillow promotes 16-bit data to int32; judge by the values which range was meant.
+        if arr.min(initial=0) >= 0 and arr.max(initial=0) <= 65535:
+            return _scaled(arr, 65535), False
+        return _linear_lightness(source, arr.astype(np.float32)), False
     if mode == "F":
-        return np.clip(np.nan_to_num(arr.astype(np.float32), nan=0.0), 0.0, 1.0), False
+        values = arr.astype(np.float32)
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:  # already display levels
+            return np.nan_to_num(values, nan=0.0), False
+        return _linear_lightness(source, values), False
     if mode == "L":
         return arr, False
     if mode == "LA":
@@ -230,6 +240,11 @@ def pil_pixels(img: Image.Image) -> tuple[np.ndarray, bool]:
         rgb *= _scaled(arr[..., 3], 255)[..., None]
         return rgb, True
     return arr[..., :3], True
+
+
+def _linear_lightness(source: str | Path, values: np.ndarray) -> np.ndarray:
+    height, width = values.shape
+    return _asinh_lightness(Path(source), lambda top, bottom: values[top:bottom], height, width)
 
 
 def _scaled(arr: np.ndarray, full_scale: int) -> np.ndarray:
@@ -317,7 +332,8 @@ _FITS_BAND = 512  # rows per read: a band's float temporaries stay small beside 
 
 
 def _asinh_lightness(path: Path, rows, height: int, width: int) -> np.ndarray:
-    """Float32 lightness in [0, 1] as FITS_STRETCH_HELP describes; non-finite pixels are 0.
+    """Float32 lightness in [0, 1] as FITS_STRETCH_HELP describes (for FITS frames and linear
+    TIFFs); non-finite pixels are 0.
     `rows(top, bottom)` reads float32 rows of the frame: the frame itself is never held whole."""
     from astropy.visualization import AsinhStretch, ManualInterval
 
@@ -330,7 +346,7 @@ def _asinh_lightness(path: Path, rows, height: int, width: int) -> np.ndarray:
         values[count : count + finite.size] = finite
         count += finite.size
     if count == 0:
-        raise InputError(path, "FITS image has no finite pixels")
+        raise InputError(path, "image has no finite pixels")
     values = values[:count]
     with np.errstate(over="ignore", invalid="ignore"):
         sky = np.median(values, overwrite_input=True)
@@ -368,12 +384,14 @@ def _without_suffix(name: str) -> str:
     return name[: -len(suffix)] if suffix else Path(name).stem
 
 
-def find_inputs(inputs: Sequence[str | Path]) -> tuple[list[tuple[Path, PurePosixPath]], list[Path]]:
+def find_inputs(inputs: Sequence[str | Path], out_dir: Path | None = None) -> tuple[list[tuple[Path, PurePosixPath]], list[Path]]:
     """Expand files and folders into (file, output-relative path without suffix) pairs, plus missing args.
 
-    Folders are walked recursively, skipping hidden names; symlinked folders are not descended
-    (they can form loops), symlinked files are followed and de-duplicated by their target.
+    Folders are walked recursively, skipping hidden names and `out_dir` (a run's output folder
+    inside its input folder holds its own earlier outputs, not inputs); symlinked folders are not
+    descended (they can form loops), symlinked files are followed and de-duplicated by their target.
     """
+    skipped_folder = Path(out_dir).resolve() if out_dir is not None else None
     found: list[tuple[Path, PurePosixPath]] = []
     missing: list[Path] = []
     seen: set[Path] = set()
@@ -392,7 +410,7 @@ def find_inputs(inputs: Sequence[str | Path]) -> tuple[list[tuple[Path, PurePosi
             add(root, PurePosixPath(_without_suffix(root.name)))
         else:
             for folder, dirnames, filenames in os.walk(root):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and Path(folder, d).resolve() != skipped_folder)
                 rel_folder = Path(folder).relative_to(root).parts
                 for name in sorted(filenames):
                     file = Path(folder, name)
