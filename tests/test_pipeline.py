@@ -243,6 +243,40 @@ def test_skip_existing_leaves_outputs_untouched(tiny_model_path, real_jpegs, tmp
     assert (summary["coloured"], summary["skipped"], summary["failed"]) == (1, 2, 0)
 
 
+def test_skip_existing_redoes_a_file_whose_extras_are_missing(tiny_model_path, real_jpegs, tmp_path, capsys):
+    """A run killed between a PNG and its extras, or an earlier run without them, must not count as done."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(real_jpegs[0], folder / "one.jpg")
+    assert run_cli(["colorize", str(folder), "-o", str(out), "--model", str(tiny_model_path), "-q"], capsys)[0] == 0
+    assert files_under(out) == ["one.png"]
+    args = ["colorize", str(folder), "-o", str(out), "--model", str(tiny_model_path), "-q", "--fits", "--skip-existing", "--json"]
+    code, printed, _ = run_cli(args, capsys)
+    assert code == 0 and json.loads(printed)["summary"]["coloured"] == 1
+    assert files_under(out) == ["one.fits", "one.png"]
+    code, printed, _ = run_cli(args, capsys)
+    assert code == 0 and json.loads(printed)["summary"]["skipped"] == 1
+
+
+def test_a_png_is_written_only_after_its_extras(tiny_model_path, real_jpegs, tmp_path, capsys):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(real_jpegs[0], folder / "one.jpg")
+    (out / "one.fits").mkdir(parents=True)  # the FITS output cannot be written
+    code, _, err = run_cli(["colorize", str(folder), "-o", str(out), "--model", str(tiny_model_path), "-q", "--fits"], capsys)
+    assert code == 1 and "one.fits" in err
+    assert not (out / "one.png").exists()  # so --skip-existing will not take the file for done
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_coloured_again(tiny_model_path, real_jpegs, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(real_jpegs[0], folder / "one.jpg")
+    for _ in range(2):
+        assert run_cli(["colorize", str(folder), "-o", str(folder / "col"), "--model", str(tiny_model_path), "-q"], capsys)[0] == 0
+    assert files_under(folder) == ["col/one.png", "one.jpg"]
+
+
 def test_an_unwritable_output_fails_alone(tiny_model_path, real_jpegs, tmp_path, capsys):
     folder, out = tmp_path / "in", tmp_path / "out"
     (folder / "sub").mkdir(parents=True)
@@ -384,3 +418,37 @@ def test_lanes_keep_job_order_and_restore_torch_threads(tiny_model_path, real_jp
     for job in jobs:
         expected = colorize(read_image(job.source).rgb, cautious)
         assert np.abs(np.asarray(Image.open(job.output)).astype(int) - expected).max() <= 1, job.source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sent", "exit_code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stopped_folder_run_stops_within_a_large_image_and_leaves_no_partial_file(tmp_path, sent, exit_code):
+    """Ctrl-C (or a scheduler's SIGTERM) reaches only the main thread, while a lane colours a large
+    image: the lane must give it up too, rather than finish it first, and delete its unfinished PNG."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    rows = np.linspace(0, 200, 4000, dtype=np.float32)
+    Image.fromarray((rows[:, None] * np.linspace(0.2, 1, 4000)[None, :]).astype(np.uint8)).save(folder / "big.png", compress_level=1)
+    Image.new("L", (64, 64), 90).save(folder / "small.png")
+    process = subprocess.Popen([sys.executable, "-m", "galcolor", "colorize", str(folder), "-o", str(out), "-q"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        # Files are coloured in name order, one lane each: the small one is done within a second,
+        # and a temporary file left after it is the large image's PNG, being written.
+        while not ((out / "small.png").exists() and list(out.glob(".tmp-*.png"))) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, process.communicate()  # still colouring the large image
+        process.send_signal(getattr(signal, sent))
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == exit_code, err
+    assert "Traceback" not in err and "terminate called" not in err
+    assert not (out / "big.png").exists()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".tmp-")] == []

@@ -1,6 +1,7 @@
 """The `galcolor` command: thin subcommands over the package's functions.
 
-Exit codes: 0 success; 1 an error, or some files could not be coloured; 2 a usage error; 130 interrupted.
+Exit codes: 0 success; 1 an error, or some files could not be coloured; 2 a usage error; 130 interrupted
+(Ctrl-C); 143 terminated (SIGTERM, e.g. a batch scheduler's kill).
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -18,7 +21,15 @@ from . import __version__
 from .errors import GalcolorError
 from .style import MUTED_SATURATION, STYLES, styled
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that it unwinds the same way: unfinished outputs deleted."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def _positive_int(text: str) -> int:
@@ -56,6 +67,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+MAX_SATURATION = 10.0  # beyond this every colour is pushed to the edge of the sRGB gamut, and float error grows
+
+
+def _saturation(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= MAX_SATURATION:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and {MAX_SATURATION:g}, got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -81,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .config import ModelConfig, TrainConfig
     from .datasets import REGISTRY
     from .device import DEVICE_CHOICES
+    from .infer import TILE
     from .io import DEFAULT_MAX_PIXELS, FITS_STRETCH_HELP, FOLDER_PNG_LEVEL
 
     model_defaults, train_defaults = ModelConfig(), TrainConfig()
@@ -96,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                               f"muted: auto at {MUTED_SATURATION * 100:.0f}%% saturation, for surveys that render colour about half as strongly (DECaLS, GAMA)")
         sub.add_argument("--caution", type=_non_negative_float, default=None, metavar="S",
                          help="how strongly colour fades on unfamiliar images: colour x confidence**S (default: the style's; 0 turns it off)")
-        sub.add_argument("--saturation", type=_non_negative_float, default=None, metavar="F",
-                         help="multiply the colour by F (default: the style's; 1 is the training survey's strength)")
+        sub.add_argument("--saturation", type=_saturation, default=None, metavar="F",
+                         help=f"multiply the colour by F, 0 to {MAX_SATURATION:g} (default: the style's; 1 is the training survey's strength)")
 
     def common(sub: argparse.ArgumentParser, model: bool = True) -> None:
         if model:
@@ -114,26 +136,29 @@ def build_parser() -> argparse.ArgumentParser:
     colorize = commands.add_parser(
         "colorize",
         help="colour images or folders of images",
-        description="Colour images from their lightness alone. JPEG, PNG (8/16-bit, grey, RGB, RGBA, palette), TIFF and FITS are read; "
-        "a colour input is reduced to its L first. Each output is OUT_DIR/<relative path>.png at the input's own size. " + FITS_STRETCH_HELP,
+        description="Colour images from their lightness alone. JPEG, PNG (8/16-bit, grey, RGB, RGBA, palette), TIFF, BMP, GIF, WebP and FITS "
+        "(also .fits.gz and fpack .fz) are read; a colour input is reduced to its L first. Each output is OUT_DIR/<relative path>.png at "
+        "the input's own size; an OUT_DIR inside an input folder is not searched for inputs. " + FITS_STRETCH_HELP
+        + " 32-bit integer TIFFs beyond 16-bit range and floating-point TIFFs beyond [0, 1] hold linear data too, and are stretched the same way.",
     )
     colorize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders (searched recursively)")
     colorize.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
     colorize.add_argument("--batch-size", type=_positive_int, default=8, help="on a GPU: same-size images coloured together (default: 8); on a CPU each core colours its own images one by one")
     colorize.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help=f"refuse images larger than this (default: {DEFAULT_MAX_PIXELS:,})")
-    colorize.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (resume a killed run)")
+    colorize.add_argument("--skip-existing", action="store_true", help="leave files whose PNG and every extra asked for (--fits, --samples, --uncertainty) already exist (resume a killed run)")
     colorize.add_argument("--overwrite", action="store_true", help="allow an output to replace its own input file")
     colorize.add_argument("--samples", type=_non_negative_int, default=0, metavar="N",
-                          help="also write N different plausible colourings, <stem>.sample-K.png (classification models)")
+                          help=f"also write N different plausible colourings, <stem>.sample-K.png (classification models; images up to {TILE} px a side)")
     colorize.add_argument("--uncertainty", action="store_true",
-                          help="also write <stem>.uncertainty.png and .npy: how unsure the colour is, in ab units (classification models, and models with an error head such as the shipped one)")
+                          help="also write <stem>.uncertainty.png and .npy: how unsure the colour is, in ab units (classification models, and models with an error head "
+                               f"such as the shipped one; images up to {TILE} px a side)")
     colorize.add_argument("--fits", action="store_true",
                           help="also write <stem>.fits: the colour planes as a float32 cube, keeping a FITS input's WCS")
     colorize.add_argument("--seed", type=int, default=0, help="seed of the --samples draws (default: 0)")
     colorize.add_argument("--sample-temperature", type=_positive_float, default=1.0, metavar="T",
                           help="draw --samples from the distribution sharpened by T: 1 (default) as trained, below 1 narrower and nearer the best guess")
-    colorize.add_argument("--temperature", type=float, default=None,
-                          help="annealed-mean temperature of a classification model (default: the one chosen on validation)")
+    colorize.add_argument("--temperature", type=_share, default=None,
+                          help="annealed-mean temperature of a classification model, above 0 and at most 1 (default: the one chosen on validation)")
     colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file")
     colorize.add_argument("--compress-level", type=_png_level, default=FOLDER_PNG_LEVEL, metavar="0-9",
                           help=f"zlib level of the PNGs: the same pixels at every level, 9 smallest, 0 fastest (default: {FOLDER_PNG_LEVEL}; "
@@ -167,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"images per step; under torchrun the global batch, split over the processes (default: {train_defaults.batch_size})")
     train.add_argument("--crop", type=_positive_int, default=train_defaults.crop, help=f"training crop side in pixels (default: {train_defaults.crop})")
     train.add_argument("--lr", type=_positive_float, default=train_defaults.lr, help=f"peak AdamW learning rate (default: {train_defaults.lr})")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=train_defaults.weight_decay)
+    train.add_argument("--weight-decay", type=_non_negative_float, default=train_defaults.weight_decay, help=f"AdamW weight decay (default: {train_defaults.weight_decay:g})")
     train.add_argument("--sky-weight", type=_non_negative_float, default=train_defaults.sky_weight, help="loss weight of sky pixels (L <= 15) relative to the galaxy")
     train.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction, help="share held out by a hash of the relative path (default: 0.15)")
-    train.add_argument("--seed", type=int, default=train_defaults.seed)
+    train.add_argument("--seed", type=int, default=train_defaults.seed, help=f"seed of the weights, crops and augmentation (default: {train_defaults.seed})")
     train.add_argument("--max-images", type=_positive_int, default=None, help="use a fixed subset of this many images (quick runs)")
     train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for PyTorch")
     train.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint, exactly")
@@ -179,11 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score models beside the gray and lut baselines")
     evaluate.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder of colour images (the truth)")
     evaluate.add_argument("--split", choices=("val", "train", "all"), default="val", help="which part of DATA_DIR (default: val, never trained on)")
-    evaluate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction)
+    evaluate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
+                          help=f"share held out by a hash of the relative path; keep the training run's (default: {train_defaults.val_fraction:g})")
     evaluate.add_argument("--model", type=Path, action="append", default=None, help="checkpoint to score; repeat to compare several (default: the shipped model)")
     evaluate.add_argument("-o", "--out", type=Path, default=Path("galcolor-report"), metavar="REPORT_DIR", help="default: ./galcolor-report")
     evaluate.add_argument("--examples", type=_non_negative_int, default=6, help="images shown in examples.png (default: 6)")
-    evaluate.add_argument("--max-images", type=_positive_int, default=None)
+    evaluate.add_argument("--max-images", type=_positive_int, default=None, help="score a fixed subset of this many images (quick runs)")
     style(evaluate)
     common(evaluate, model=False)
 
@@ -197,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("-o", "--out", type=Path, required=True, help="the calibrated checkpoint to write (.safetensors)")
     calibrate.add_argument("--far-percentile", type=_fraction_percent, default=5.0,
                            help="colour is gone at this percentile of the other images' distances (default: 5)")
-    calibrate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction)
+    calibrate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
+                           help=f"the training run's held-out share (default: {train_defaults.val_fraction:g})")
     calibrate.add_argument("--saturation", type=_share, default=None, metavar="F",
                            help="also store F as the saturation the model colours with by default (style auto); "
                                 "scripts/style_tradeoff.py measures the choice (default: keep the model's)")
@@ -211,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit_uncertainty.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="the folder the model was trained on")
     fit_uncertainty.add_argument("-o", "--out", type=Path, required=True, help="the checkpoint to write (.safetensors)")
     fit_uncertainty.add_argument("--epochs", type=_positive_int, default=3, help="passes over the train split (default: 3)")
-    fit_uncertainty.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction)
+    fit_uncertainty.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
+                                 help=f"the training run's held-out share, on which the head is measured (default: {train_defaults.val_fraction:g})")
     common(fit_uncertainty)
 
     serve = commands.add_parser("serve", help="run the local web app (needs: pip install 'galcolor[web]')")
@@ -220,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", type=Path, default=None, help="a checkpoint offered beside the shipped model, chosen by default")
     serve.add_argument("--max-upload-mb", type=_positive_float, default=50.0, help="largest upload in MB (default: 50)")
     serve.add_argument("--max-concurrent", type=_positive_int, default=2, help="images coloured at once (default: 2)")
-    serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where the network runs (default: auto, CUDA when present)")
     serve.add_argument("-q", "--quiet", action="store_true", help="no start-up banner from the web server")
     serve.add_argument("--json", action="store_true", help='print {"url": ...} on stdout once the server listens')
 
@@ -230,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("name", choices=sorted(REGISTRY))
     download.add_argument("--dir", type=Path, default=None, help="folder (default: $GALCOLOR_DATA_DIR or ~/.cache/galcolor)")
     download.add_argument("--url", default=None, help="a mirror; the file is still checked against the pinned hash")
-    download.add_argument("-q", "--quiet", action="store_true")
-    download.add_argument("--json", action="store_true")
+    download.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary, only errors")
+    download.add_argument("--json", action="store_true", help="print where the data set lies, as JSON on stdout")
 
     bench = commands.add_parser("bench", help="measure throughput and peak memory beside a baseline run in the same process")
     bench.add_argument("what", choices=("train", "colorize", "tile", "onnx"), help="train: tuned step vs eager fp32; colorize: pipeline vs per-image loop; tile: a large image in tiles; "
@@ -253,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--onnx", type=Path, required=True, metavar="PATH", help="the .onnx file to write (replaced atomically)")
     export.add_argument("--model", type=Path, default=None, help="a galcolor .safetensors checkpoint (default: the shipped model)")
     export.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset to target (default: the exporter's own choice; older opsets are converted down where possible)")
-    export.add_argument("--temperature", type=float, default=None,
+    export.add_argument("--temperature", type=_share, default=None,
                         help="annealed-mean temperature baked into a classification model's graph (default: the checkpoint's)")
     export.add_argument("-q", "--quiet", action="store_true", help="no summary, only errors")
     export.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -264,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", module="PIL")  # odd EXIF and the like: the file still decodes
+    on_main_thread = threading.current_thread() is threading.main_thread()  # only there may signal handlers be set
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
         return {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "calibrate": _calibrate,
                 "fit-uncertainty": _fit_uncertainty, "bench": _bench,
@@ -275,9 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"galcolor: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("galcolor: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as err:
+        terminated = isinstance(err, Terminated)
+        print(f"galcolor: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def styled_as_asked(model, args):
@@ -355,7 +389,7 @@ def _colorize_share(args) -> int:
         require_uncertainty(model)
     # Planned once, by rank 0: with --skip-existing, a rank that planned after another had begun
     # writing would see other jobs, and shares of different lists miss or repeat files.
-    jobs, outcomes = distributed.run_on_main(plan_jobs, args.inputs, args.out, args.overwrite, args.skip_existing)
+    jobs, outcomes = distributed.run_on_main(plan_jobs, args.inputs, args.out, args.overwrite, args.skip_existing, extras)
     coloured = distributed.gather(colorize_files(distributed.shard(jobs), model, batch_size=args.batch_size, max_pixels=args.max_pixels, compress_level=args.compress_level,
                                                  progress=not (args.quiet or args.json) and distributed.is_main(), extras=extras))
     if distributed.active():  # back from the ranks' interleaved shares to the planned order
@@ -416,6 +450,8 @@ def _evaluate(args) -> int:
     from .data import load_split
     from .evaluate import SCIENCE_NAMES, format_table, methods_for, score_images, write_report
 
+    if args.out.exists() and not args.out.is_dir():  # before the scoring, which takes minutes
+        raise GalcolorError(f"{args.out}: is a file, not a folder; choose another -o for the report")
     model_paths = args.model or [None]
     models, taken = [], {"gray", "lut"}
     for path in model_paths:
@@ -444,10 +480,13 @@ def _evaluate(args) -> int:
 
 def _model_to_extend(args):
     """The model that calibrate and fit-uncertainty write again with more in it."""
-    from .api import load_model
+    from .api import load_model, shipped_model_path
 
     if args.out.suffix != ".safetensors":
         raise GalcolorError(f"{args.out}: the model must be written as a .safetensors file")
+    source = args.model if args.model is not None else shipped_model_path()
+    if args.out.resolve() == Path(source).resolve():  # inputs are never modified: the model read is one
+        raise GalcolorError(f"{args.out}: would replace the model it extends; write to another file")
     return load_model(args.model, args.device)
 
 

@@ -30,7 +30,7 @@ def render() -> str:
             "Generated from the CLI's own help by `python -m galcolor.cli_reference > docs/cli.md`;",
             "a test fails when this file and the CLI disagree.",
             "",
-            "Exit codes: 0 success; 1 an error, or some files could not be coloured; 2 a usage error; 130 interrupted.",
+            "Exit codes: 0 success; 1 an error, or some files could not be coloured; 2 a usage error; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).",
             "",
             "```text",
             parser.format_help().rstrip(),

@@ -9,6 +9,10 @@ class GalcolorError(Exception):
     """A problem with the user's input or request; ``str(err)`` is one line meant for them."""
 
 
+class Stopped(Exception):
+    """Work given up because the user interrupted the run (the thread that saw Ctrl-C raises KeyboardInterrupt)."""
+
+
 class InputError(GalcolorError):
     """A file that cannot be used, with the file named first: ``path: problem``."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import LoadedModel
+from .errors import Stopped
 from .color import normalise_lightness, rgb_to_lab
 from .caution import PooledFeatures, pooled_features
 from .device import autocast
@@ -101,11 +103,13 @@ def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TI
     return ab.mul_(colour_factor(model, features))
 
 
-def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, torch.Tensor]]:
+def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, tile: int, overlap: int,
+                   stop: threading.Event | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """(top, (1, 2, rows, W) ab) of consecutive row bands, top to bottom, each as soon as no later
     tile reaches it, so only one row of tiles is ever accumulated. `network_rows(top, bottom)` gives
     the L the network sees, (1, 1, bottom - top, W). Not yet multiplied by colour_factor, which
     waits for every tile's features: the caller watches the model around the whole loop.
+    Raises Stopped before the next tile once `stop` is set.
 
     Every pixel receives its tiles' weighted sums in the same order as a whole-image accumulator
     would, so the bands are exactly that accumulator's rows."""
@@ -120,6 +124,8 @@ def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, ti
         lightness = network_rows(top, bottom)
         ramp_y = _ramp(bottom - top, overlap, top > 0, bottom < height)[:, None]
         for left in columns:
+            if stop is not None and stop.is_set():
+                raise Stopped("interrupted")
             right = min(left + tile, width)
             ab = model.decode(network_output(model, lightness[:, :, :, left:right], prepared=True)).cpu()
             weight = ramp_y * _ramp(right - left, overlap, left > 0, right < width)[None, :]
@@ -131,7 +137,7 @@ def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, ti
 
 
 def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int = TILE, overlap: int = 64,
-              band: int = 128) -> Iterator[tuple[int, torch.Tensor]]:
+              band: int = 128, stop: threading.Event | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Colour an image read row band by row band, for images too large to hold as floats.
 
     `rgb_rows(top, bottom)` gives float32 sRGB (bottom - top, W, 3) in [0, 1]. Yields (top,
@@ -140,6 +146,7 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
     model's caution must first see every tile. (A band's sRGB -> Lab may round a few pixels'
     L one float32 step away from the whole image's: vectorised pow treats a row's tail apart.)
     Canonical lightness uses one table for the whole image, from histograms summed band by band.
+    Setting `stop` (another thread's Ctrl-C) ends it with Stopped before the next tile.
     """
 
     def user_lightness(top: int, bottom: int) -> torch.Tensor:
@@ -166,7 +173,7 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
 
     if not model.cautious:  # the colour factor is known before any tile runs
         factor = colour_factor(model, None)
-        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap):
+        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop):
             offset = top - cached["top"]
             for start in range(0, ab.shape[2], band):  # a few rows at a time: the consumer's temporaries stay small
                 rows = slice(start, min(start + band, ab.shape[2]))
@@ -177,7 +184,7 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
     # (half of float32; its rounding, at most 0.03 ab, is far below a visible difference).
     held = torch.empty((1, 2, height, width), dtype=torch.float16)
     with watching(model) as features:
-        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap):
+        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop):
             held[:, :, top : top + ab.shape[2]] = ab
     factor = colour_factor(model, features)
     for top in range(0, height, band):

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .api import colorize_lab, colorize_lab_batch
 from .checkpoint import LoadedModel
 from .color import lab_array_to_rgb8
-from .errors import GalcolorError, InputError
+from .errors import GalcolorError, InputError, Stopped
 from .diversity import extra_outputs
 from .fits_output import write_fits_rgb
 from .infer import TILE, lab_bands
@@ -36,15 +36,38 @@ class FileOutcome:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Extras:
+    """What to write beside each coloured PNG (samples: classification models only)."""
+
+    samples: int = 0
+    uncertainty: bool = False
+    seed: int = 0
+    fits: bool = False  # also <stem>.fits: colour planes with the input's WCS
+    sample_temperature: float = 1.0
+
+    def suffixes(self) -> list[str]:
+        """What each output's stem is followed by in the files written beside its PNG."""
+        return ([".fits"] if self.fits else []) + [f".sample-{k}.png" for k in range(1, self.samples + 1)] + (
+            [".uncertainty.npy", ".uncertainty.png"] if self.uncertainty else [])
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    stem = path.with_suffix("")
+    return stem.with_name(stem.name + suffix)
+
+
 @dataclass
 class Job:
     source: Path
     output: Path
 
 
-def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip_existing: bool) -> tuple[list[Job], list[FileOutcome]]:
-    """Map inputs to outputs, refusing what would lose data: writing over an input, or two inputs onto one output."""
-    found, missing = find_inputs(inputs)
+def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip_existing: bool,
+              extras: Extras | None = None) -> tuple[list[Job], list[FileOutcome]]:
+    """Map inputs to outputs, refusing what would lose data: writing over an input, or two inputs onto one output.
+    With skip_existing, a file is skipped only when its PNG and every extra asked for exist."""
+    found, missing = find_inputs(inputs, out_dir)
     outcomes = [FileOutcome(str(p), None, "failed", f"{p}: no such file or folder") for p in missing]
     jobs, claimed = [], {}
     sources = {source.resolve(): source for source, _ in found}
@@ -69,7 +92,7 @@ def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip
             outcomes.append(FileOutcome(str(source), str(target), "failed", f"{source}: output {target} would replace another input, {sources[key]}; choose another -o"))
             continue
         claimed[key] = source
-        if skip_existing and target.exists():
+        if skip_existing and all(p.exists() for p in [target, *(_beside(target, s) for s in (extras.suffixes() if extras else []))]):
             outcomes.append(FileOutcome(str(source), str(target), "skipped", "output exists (--skip-existing)"))
             continue
         jobs.append(Job(source, target))
@@ -109,7 +132,7 @@ def _colorize_in_lanes(jobs, model, max_pixels, workers, extras, compress_level,
     # slower, the cores' shared memory bandwidth being the limit rather than idle time.
     lanes = max(1, min(workers or threads, len(jobs)))
     replicas: queue.SimpleQueue = queue.SimpleQueue()
-    if lanes == 1:  # a single file: its network may as well use every thread torch has
+    if lanes == 1:  # a single file: its network may as well use every thread torch has (Ctrl-C reaches it directly)
         replicas.put(model)
         return [_settled(job, _colour_one, bar, job, replicas, max_pixels, extras, compress_level) for job in jobs]
     # Each lane's forward hooks (caution's feature pooling) must see only its own images, so each
@@ -119,15 +142,24 @@ def _colorize_in_lanes(jobs, model, max_pixels, workers, extras, compress_level,
     per_lane = max(1, threads // lanes)  # lanes share the cores; they do not also split each op across them
     torch.set_num_threads(per_lane)
     outcomes: list[FileOutcome] = []
+    # Ctrl-C reaches only this thread. The lanes must stop too, and soon (a large image takes
+    # minutes): they check `stop` between tiles, and their unfinished outputs are deleted as they
+    # unwind, before the interpreter exits around them.
+    stop = threading.Event()
     try:
         with ThreadPoolExecutor(max_workers=lanes) as pool:
             pending: deque[tuple[Job, Future]] = deque()
-            for job in jobs:  # a few files ahead of the oldest unfinished one, not the whole folder queued
-                pending.append((job, pool.submit(_colour_one, job, replicas, max_pixels, extras, compress_level)))
-                if len(pending) >= 2 * lanes:
+            try:
+                for job in jobs:  # a few files ahead of the oldest unfinished one, not the whole folder queued
+                    pending.append((job, pool.submit(_colour_one, job, replicas, max_pixels, extras, compress_level, stop)))
+                    if len(pending) >= 2 * lanes:
+                        outcomes.append(_settled(*pending.popleft(), bar))
+                while pending:
                     outcomes.append(_settled(*pending.popleft(), bar))
-            while pending:
-                outcomes.append(_settled(*pending.popleft(), bar))
+            except KeyboardInterrupt:
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     finally:
         torch.set_num_threads(threads)
     return outcomes
@@ -136,13 +168,16 @@ def _colorize_in_lanes(jobs, model, max_pixels, workers, extras, compress_level,
 _LARGE_IMAGES = threading.Lock()  # one streamed image at a time: their working sets are the large ones
 
 
-def _colour_one(job: Job, replicas: queue.SimpleQueue, max_pixels: int, extras: Extras | None, compress_level: int) -> None:
+def _colour_one(job: Job, replicas: queue.SimpleQueue, max_pixels: int, extras: Extras | None, compress_level: int,
+                stop: threading.Event | None = None) -> None:
     decoded = read_image(job.source, max_pixels=max_pixels)
     model = replicas.get()
     try:
         if max(decoded.shape) > TILE:
             with _LARGE_IMAGES:
-                _write_streamed(job.output, decoded, model, extras, compress_level)
+                if stop is not None and stop.is_set():  # waited for the lock while the run was being stopped
+                    raise Stopped("interrupted")
+                _write_streamed(job.output, decoded, model, extras, compress_level, stop)
             return
         lab, _ = colorize_lab(decoded.rgb, model)
         extra, problem = _extra_arrays(job, lab, model, extras)
@@ -165,23 +200,23 @@ def _settled(job: Job, work: Future | Callable[..., None], bar, *args) -> FileOu
     return outcome
 
 
-def _write_streamed(path: Path, decoded: DecodedImage, model: LoadedModel, extras: Extras | None, compress_level: int) -> None:
+def _write_streamed(path: Path, decoded: DecodedImage, model: LoadedModel, extras: Extras | None, compress_level: int,
+                    stop: threading.Event | None = None) -> None:
     """Colour a large image band by band of rows into a PNG written as the bands arrive: memory
     holds the decoded pixels, one row of tiles and (for a cautious model) ab as float16."""
     height, width = decoded.shape
     keep = np.empty((height, width, 3), np.uint8) if extras and extras.fits else None  # FITS output needs the whole image
     with atomic_output(path) as tmp, open(tmp, "wb") as file:
         png = PngRowWriter(file, width, height, compress_level=compress_level)
-        for top, lab in lab_bands(model, decoded.rgb_rows, height, width):
+        for top, lab in lab_bands(model, decoded.rgb_rows, height, width, stop=stop):
             for start in range(0, lab.shape[2], _OUTPUT_BAND):  # gamut fitting's temporaries stay small
                 rgb8 = lab_array_to_rgb8(lab[0, :, start : start + _OUTPUT_BAND].permute(1, 2, 0).numpy())
                 png.write(rgb8)
                 if keep is not None:
                     keep[top + start : top + start + len(rgb8)] = rgb8
         png.close()
-    if keep is not None:
-        stem = path.with_suffix("")
-        write_fits_rgb(stem.with_name(stem.name + ".fits"), keep, decoded.fits_header)
+        if keep is not None:  # before the PNG is in place, as _write_outputs does
+            write_fits_rgb(_beside(path, ".fits"), keep, decoded.fits_header)
     if extras and (extras.samples or extras.uncertainty):  # the colour is written; only the extras are refused
         raise GalcolorError(f"{decoded.source}: coloured, but --samples and --uncertainty work on images up to {TILE} px a side")
 
@@ -253,17 +288,6 @@ def in_job_order(outcomes: Sequence[FileOutcome], jobs: Sequence[Job]) -> list[F
     return sorted(outcomes, key=lambda outcome: position[outcome.source])
 
 
-@dataclass(frozen=True)
-class Extras:
-    """What to write beside each coloured PNG (classification models only)."""
-
-    samples: int = 0
-    uncertainty: bool = False
-    seed: int = 0
-    fits: bool = False  # also <stem>.fits: colour planes with the input's WCS
-    sample_temperature: float = 1.0
-
-
 def _extra_arrays(job: Job, lab, model: LoadedModel, extras: Extras | None) -> tuple[dict, str | None]:
     if extras is None or not (extras.samples or extras.uncertainty):
         return {}, None
@@ -275,19 +299,19 @@ def _extra_arrays(job: Job, lab, model: LoadedModel, extras: Extras | None) -> t
 
 def _write_outputs(path: Path, rgb8, extra: dict, problem: str | None, fits: bool = False, header=None,
                    compress_level: int = FOLDER_PNG_LEVEL) -> None:
-    """The coloured PNG, then its extras beside it (same stem), each atomically."""
-    write_png(path, rgb8, compress_level)
-    stem = path.with_suffix("")
+    """The extras (same stem), then the coloured PNG, each atomically: a PNG on disk means its
+    extras were written before it, whatever stopped the run."""
     if fits:
-        write_fits_rgb(stem.with_name(stem.name + ".fits"), rgb8, header)
+        write_fits_rgb(_beside(path, ".fits"), rgb8, header)
     for suffix, array in extra.items():
-        target = stem.with_name(stem.name + suffix)
+        target = _beside(path, suffix)
         if suffix.endswith(".npy"):
             buffer = io_module.BytesIO()
             np.save(buffer, array)
             atomic_write_bytes(target, buffer.getvalue())
         else:
             write_png(target, array)
+    write_png(path, rgb8, compress_level)
     if problem:
         raise GalcolorError(problem)
 
