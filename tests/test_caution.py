@@ -1,6 +1,7 @@
 """Caution: colour fades towards grey on images unlike the training survey, and only there."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -99,6 +100,18 @@ def test_calibrate_refuses_too_few_other_images(tiny_model_path, few_galaxies, t
     assert code == 1
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "at least 5" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize("command", ["calibrate", "fit-uncertainty"])
+def test_a_model_is_never_written_over_the_model_it_extends(command, tiny_model_path, few_galaxies, tmp_path, capsys):
+    model = tmp_path / "mine.safetensors"
+    shutil.copy(tiny_model_path, model)
+    before = model.read_bytes()
+    extra = ["--other", str(noise_images(tmp_path / "others", count=6))] if command == "calibrate" else []
+    code = main([command, str(few_galaxies), *extra, "--model", str(model), "-o", str(tmp_path / "." / "mine.safetensors"), "-q"])
+    assert code == 1 and model.read_bytes() == before
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "would replace the model it extends" in error
 
 
 def test_calibrate_reports_its_limits_as_json(calibrated_path, tiny_model_path, few_galaxies, tmp_path, capsys):

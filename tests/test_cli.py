@@ -269,6 +269,10 @@ def test_missing_shipped_model_is_a_clean_error(tmp_path, capsys, monkeypatch):
         ["evaluate", "data", "--examples", "-1"],
         ["evaluate", "data", "--val-fraction", "0"],
         ["demo", "--out"],
+        ["colorize", "x.png", "-o", "o", "--saturation", "1e308"],  # used to write a black image, losing the input's L
+        ["colorize", "x.png", "-o", "o", "--temperature", "2"],
+        ["colorize", "x.png", "-o", "o", "--temperature", "nan"],
+        ["export", "--onnx", "m.onnx", "--temperature", "0"],
     ],
 )
 def test_usage_errors_exit_2(argv, tmp_path, capsys, monkeypatch):
@@ -296,6 +300,23 @@ def test_bad_model_files_are_one_line_errors(tmp_path, capsys):
             assert main([*argv, "--model", str(model), "-q"]) == 1, (argv, model)
             assert_one_line_error(capsys.readouterr().err, str(model))
     assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists() and not (tmp_path / "rep").exists()
+
+
+def test_an_evaluate_report_folder_that_is_a_file_is_refused_up_front(tmp_path, capsys):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    assert main(["evaluate", str(tmp_path / "no-data-needed"), "-o", str(taken), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, str(taken))
+    assert "is a file, not a folder" in err and taken.read_text() == "mine"
+
+
+def test_a_run_folder_given_as_model_points_to_its_best_checkpoint(tiny_model_path, tmp_path, capsys):
+    run = tiny_model_path.parent
+    assert main(["colorize", str(tmp_path), "-o", str(tmp_path / "out"), "--model", str(run), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, str(run))
+    assert "is a folder" in err and str(run / "best.safetensors") in err
 
 
 def test_cuda_asked_for_without_cuda_is_a_clean_error(tiny_model_path, tmp_path, capsys):

@@ -154,6 +154,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_a_taken_port_is_a_one_line_error_that_names_the_flag(tiny_model_path: Path) -> None:
+    from galcolor.errors import GalcolorError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(GalcolorError) as err:
+            web.start("127.0.0.1", port, tiny_model_path, quiet=True)
+    message = str(err.value)
+    assert "\n" not in message and f"127.0.0.1:{port}" in message and "--port" in message and "GRADIO_SERVER_PORT" not in message
+
+
 def _fetch_png(base: str, src: str) -> np.ndarray:
     url = urllib.parse.urljoin(base, src)
     assert urllib.parse.urlsplit(url).hostname == "127.0.0.1", url

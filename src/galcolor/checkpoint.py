@@ -132,6 +132,10 @@ def save_model(model: LoadedModel, path: Path) -> None:
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
+    if path.is_dir():
+        best = path / "best.safetensors"
+        hint = f"; its best checkpoint is {best}" if best.is_file() else ""
+        raise GalcolorError(f"{path}: is a folder, not a model file{hint}")
     if not path.is_file():
         raise GalcolorError(f"{path}: no such model file")
     if path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):

@@ -195,12 +195,15 @@ def export_onnx(model: LoadedModel, path: str | Path, opset: int | None = None) 
 
 @contextlib.contextmanager
 def _quiet_exporter():
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.fx.experimental.symbolic_shapes", "onnxscript", "onnx_ir")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        # stderr too: besides its logged warning, torch's symbolic-shape tracer writes the whole
+        # traced graph (hundreds of lines) there when it meets a size it cannot trace to code. A real
+        # failure still raises, and the CLI reports it in one line.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:

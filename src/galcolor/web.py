@@ -354,7 +354,10 @@ def start(
     try:
         demo.launch(prevent_thread_lock=True, quiet=quiet, **launch_options(host, port, max_upload_bytes))
     except OSError as err:
-        raise GalcolorError(f"could not serve on {host}:{port}: {' '.join(str(err).split())}") from None
+        reason = " ".join(str(err).split())
+        if "port" in reason.lower():  # Gradio's own advice names its environment variable and launch(), not our flag
+            reason = "the port is taken or not allowed; choose another with --port"
+        raise GalcolorError(f"could not serve on {host}:{port}: {reason}") from None
     return demo
 
 
