@@ -317,6 +317,12 @@ def test_a_run_folder_given_as_model_points_to_its_best_checkpoint(tiny_model_pa
     err = capsys.readouterr().err
     assert_one_line_error(err, str(run))
     assert "is a folder" in err and str(run / "best.safetensors") in err
+    state = run / "last.state.safetensors"
+    assert state.is_file()
+    assert main(["colorize", str(tmp_path), "-o", str(tmp_path / "out"), "--model", str(state), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, str(state))
+    assert "training state" in err and str(run / "best.safetensors") in err
 
 
 def test_cuda_asked_for_without_cuda_is_a_clean_error(tiny_model_path, tmp_path, capsys):

@@ -155,6 +155,9 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> LoadedModel:
     tensors, header = _read(path)
+    if "model_config" not in header and Path(path).name.endswith(".state.safetensors"):
+        raise GalcolorError(f"{path}: a training state (what train --resume continues from), not a model; "
+                            f"use {Path(path).with_name('best.safetensors')}")
     try:
         # Checkpoints from before canonical lightness fed the network raw L.
         config = from_dict(ModelConfig, {"input_lightness": "raw", **json.loads(header["model_config"])})
