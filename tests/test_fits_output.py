@@ -3,6 +3,7 @@
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
+from PIL import Image
 
 from galcolor.cli import main
 
@@ -31,7 +32,10 @@ def test_fits_output_keeps_the_wcs_and_the_orientation(tiny_model_path, tmp_path
     assert main(["colorize", str(source), "-o", str(out), "--model", str(tiny_model_path), "--fits", "-q"]) == 0
     with fits.open(out / "galaxy.fits") as hdul:
         cube, header = hdul[0].data, hdul[0].header
-    assert cube.shape == (3, 40, 56) and cube.dtype.kind == "f" and cube.dtype.itemsize == 4
+    assert cube.shape == (3, 40, 56) and cube.dtype.kind == "f"
+    np.testing.assert_allclose(cube[:, ::-1].transpose(1, 2, 0), np.asarray(Image.open(out / "galaxy.png")) / 255.0, atol=1e-6)
+    assert fits.getheader(out / "galaxy.fits")["BITPIX"] == 8  # the 8-bit levels, not a float cube 4x the size (reading .data rescales the header)
+    assert header["WCSAXES"] == 3 and header["CTYPE3"] == "RGB"  # WCSAXES counts every axis with WCS keywords
     assert np.isfinite(cube).all() and cube.min() >= 0 and cube.max() <= 1
     wcs_out = WCS(header, naxis=2)
     for pixel in ((0, 0), (10.5, 30.25), (55, 39)):

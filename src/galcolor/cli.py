@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also write <stem>.uncertainty.png and .npy: how unsure the colour is, in ab units (classification models, and models with an error head "
                                f"such as the shipped one; images up to {TILE} px a side)")
     colorize.add_argument("--fits", action="store_true",
-                          help="also write <stem>.fits: the colour planes as a float32 cube, keeping a FITS input's WCS")
+                          help="also write <stem>.fits: the colour planes as a cube that reads as [0, 1] (8-bit levels, BSCALE 1/255), keeping a FITS input's WCS")
     colorize.add_argument("--seed", type=int, default=0, help="seed of the --samples draws (default: 0)")
     colorize.add_argument("--sample-temperature", type=_positive_float, default=1.0, metavar="T",
                           help="draw --samples from the distribution sharpened by T: 1 (default) as trained, below 1 narrower and nearer the best guess")
