@@ -424,7 +424,8 @@ def test_lanes_keep_job_order_and_restore_torch_threads(tiny_model_path, real_jp
 @pytest.mark.parametrize(("sent", "exit_code"), [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_stopped_folder_run_stops_within_a_large_image_and_leaves_no_partial_file(tmp_path, sent, exit_code):
     """Ctrl-C (or a scheduler's SIGTERM) reaches only the main thread, while a lane colours a large
-    image: the lane must give it up too, rather than finish it first, and delete its unfinished PNG."""
+    image: the lane must give it up too, rather than finish it first, and delete its unfinished PNG,
+    even when the signal comes again while the lanes are stopping."""
     import signal
     import subprocess
     import sys
@@ -445,6 +446,8 @@ def test_a_stopped_folder_run_stops_within_a_large_image_and_leaves_no_partial_f
             time.sleep(0.05)
         assert process.poll() is None, process.communicate()  # still colouring the large image
         process.send_signal(getattr(signal, sent))
+        time.sleep(0.3)
+        process.send_signal(getattr(signal, sent))  # impatient users press Ctrl-C twice; `timeout` signals twice too
         _, err = process.communicate(timeout=120)
     finally:
         process.kill()

@@ -6,12 +6,14 @@ import copy
 import dataclasses
 import io as io_module
 import queue
+import signal
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -147,7 +149,7 @@ def _colorize_in_lanes(jobs, model, max_pixels, workers, extras, compress_level,
     # unwind, before the interpreter exits around them.
     stop = threading.Event()
     try:
-        with ThreadPoolExecutor(max_workers=lanes) as pool:
+        with _first_interrupt_only(stop), ThreadPoolExecutor(max_workers=lanes) as pool:
             pending: deque[tuple[Job, Future]] = deque()
             try:
                 for job in jobs:  # a few files ahead of the oldest unfinished one, not the whole folder queued
@@ -163,6 +165,33 @@ def _colorize_in_lanes(jobs, model, max_pixels, workers, extras, compress_level,
     finally:
         torch.set_num_threads(threads)
     return outcomes
+
+
+@contextmanager
+def _first_interrupt_only(stop: threading.Event) -> Iterator[None]:
+    """While lanes run, the first Ctrl-C (or SIGTERM, where a handler turns it into an exception)
+    sets `stop` and raises as usual; later ones are ignored until the lanes have stopped. People
+    press Ctrl-C twice, and `timeout` signals twice; a second KeyboardInterrupt would end the wait
+    for the lanes, and an interpreter that exits while a lane is inside torch aborts (exit 134),
+    leaving that lane's temporary file behind. Signal handlers can be set on the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def once(number, frame):
+        if not stop.is_set():
+            stop.set()
+            previous[number](number, frame)
+
+    handled = [number for number, handler in previous.items() if callable(handler)]
+    for number in handled:
+        signal.signal(number, once)
+    try:
+        yield
+    finally:
+        for number in handled:
+            signal.signal(number, previous[number])
 
 
 _LARGE_IMAGES = threading.Lock()  # one streamed image at a time: their working sets are the large ones
