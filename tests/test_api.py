@@ -143,11 +143,37 @@ def test_zero_size_pil_image_raises_galcolor_error(model):
 def test_as_rgb_float_scales_composites_and_cleans():
     assert as_rgb_float(np.array([[0, 255]], np.uint8)).tolist() == [[[0.0] * 3, [1.0] * 3]]
     assert as_rgb_float(np.array([[65535]], np.uint16))[0, 0].tolist() == [1.0, 1.0, 1.0]
-    floats = as_rgb_float(np.array([[np.nan, -3.0, 7.0, 0.25]], np.float32))
+    floats = as_rgb_float(np.array([[np.nan, 0.0, 1.0, 0.25]], np.float32))
     assert floats.dtype == np.float32 and floats[0, :, 0].tolist() == [0.0, 0.0, 1.0, 0.25]
     rgba = np.array([[[255, 0, 0, 0], [255, 0, 0, 255], [0, 255, 0, 51]]], np.uint8)
     composited = as_rgb_float(rgba)  # alpha over black sky
     assert np.allclose(composited[0], [[0, 0, 0], [1, 0, 0], [0, 0.2, 0]], atol=1e-6)
+
+
+def test_linear_grey_floats_get_the_fits_stretch_not_a_clip_to_white(tmp_path):
+    """`colorize(fits.getdata(...))` used to come back white: counts of 100-800 were clipped to 1."""
+    from astropy.io import fits
+
+    from galcolor.io import read_image
+
+    rng = np.random.default_rng(0)
+    counts = (rng.normal(100, 5, (30, 40)) + 700 * np.exp(-((np.arange(40) - 20) ** 2) / 30)[None, :]).astype(">f4")
+    fits.PrimaryHDU(counts).writeto(tmp_path / "field.fits")
+    from_file = read_image(tmp_path / "field.fits").rgb
+    grey = fits.getdata(tmp_path / "field.fits")  # big-endian, bottom row first, as astropy gives it
+    np.testing.assert_allclose(as_rgb_float(grey[::-1]), from_file, atol=1e-6)
+    assert from_file.max() > 0.9 and np.median(from_file[:, 20]) > 0.5 and np.median(from_file[:, :5]) < 0.2
+
+
+def test_big_endian_arrays_read_like_native_ones():
+    levels = np.arange(4096, dtype=np.uint16).reshape(64, 64)
+    assert np.array_equal(as_rgb_float(levels.astype(">u2")), as_rgb_float(levels))
+    assert np.array_equal(as_rgb_float((levels / 4095).astype(">f4")), as_rgb_float((levels / 4095).astype(np.float32)))
+
+
+def test_colour_floats_beyond_0_1_are_refused_not_clipped():
+    with pytest.raises(GalcolorError, match=r"\[0, 1\]"):
+        as_rgb_float(np.full((4, 4, 3), 200.0, np.float32))
 
 
 def test_load_model_from_a_path_needs_no_flags(tiny_model_path):

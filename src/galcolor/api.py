@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from .color import lab_array_to_rgb8, rgb_to_lab
 from .device import resolve_device
 from .errors import GalcolorError
 from .infer import TILE, predict_ab, predict_ab_tiled
-from .io import pil_to_rgb
+from .io import linear_lightness, pil_to_rgb
 
 SHIPPED_MODEL = "galcolor-unet.safetensors"
 
@@ -29,7 +30,10 @@ def load_model(path: str | Path | None = None, device: str = "auto") -> LoadedMo
 
 def as_rgb_float(image) -> np.ndarray:
     """A PIL image or numpy array (grey (H, W) / (H, W, 1), RGB, RGBA; uint8, uint16 or float in
-    [0, 1]) -> float32 (H, W, 3) sRGB in [0, 1]. Alpha is composited on black sky."""
+    [0, 1]) -> float32 (H, W, 3) sRGB in [0, 1]. Alpha is composited on black sky.
+
+    A grey float array beyond [0, 1] is linear data (counts or fluxes, as `fits.getdata` gives
+    them) and gets the stretch that FITS files get (io.FITS_STRETCH_HELP), not a clip to white."""
     try:
         from PIL import Image
 
@@ -47,19 +51,35 @@ def as_rgb_float(image) -> np.ndarray:
         raise GalcolorError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise GalcolorError(f"image has a zero-size dimension: shape {array.shape}")
+    if array.dtype.kind in "uif" and array.dtype.byteorder == (">" if sys.byteorder == "little" else "<"):
+        array = array.astype(array.dtype.newbyteorder("="))  # FITS data arrive big-endian
     if array.dtype == np.uint8:
         pixels = array.astype(np.float32) / 255.0
     elif array.dtype == np.uint16:
         pixels = array.astype(np.float32) / 65535.0
     elif np.issubdtype(array.dtype, np.floating):
-        pixels = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
+        pixels = _display_levels(array.astype(np.float32))
     else:
-        raise GalcolorError(f"unsupported pixel type {array.dtype}: use uint8, uint16 or float in [0, 1]")
+        raise GalcolorError(f"unsupported pixel type {array.dtype}: use uint8, uint16 or float "
+                            "(float in [0, 1] as display levels; grey float beyond it as linear data, stretched as FITS is)")
     if pixels.ndim == 2:
         return np.repeat(pixels[..., None], 3, axis=2)
     if pixels.shape[2] == 4:
         return pixels[..., :3] * pixels[..., 3:]
     return pixels
+
+
+_ROUNDING = 1e-4  # float display levels a hair outside [0, 1] are rounding, not linear data
+
+
+def _display_levels(pixels: np.ndarray) -> np.ndarray:
+    finite = pixels[np.isfinite(pixels)]
+    if finite.size == 0 or (finite.min() >= -_ROUNDING and finite.max() <= 1 + _ROUNDING):
+        return np.clip(np.nan_to_num(pixels), 0.0, 1.0)
+    if pixels.ndim == 2:
+        return linear_lightness("array", pixels)
+    raise GalcolorError(f"colour float pixels must lie in [0, 1], got {finite.min():.4g} to {finite.max():.4g}; "
+                        "pass linear data as one grey band")
 
 
 def colorize_lab(rgb: np.ndarray, model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:

@@ -224,13 +224,13 @@ def pil_pixels(img: Image.Image, source: str | Path = "image") -> tuple[np.ndarr
         # Pillow promotes 16-bit data to int32; judge by the values which range was meant.
         if arr.min(initial=0) >= 0 and arr.max(initial=0) <= 65535:
             return _scaled(arr, 65535), False
-        return _linear_lightness(source, arr.astype(np.float32)), False
+        return linear_lightness(source, arr.astype(np.float32)), False
     if mode == "F":
         values = arr.astype(np.float32)
         finite = values[np.isfinite(values)]
         if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:  # already display levels
             return np.nan_to_num(values, nan=0.0), False
-        return _linear_lightness(source, values), False
+        return linear_lightness(source, values), False
     if mode == "L":
         return arr, False
     if mode == "LA":
@@ -242,7 +242,7 @@ def pil_pixels(img: Image.Image, source: str | Path = "image") -> tuple[np.ndarr
     return arr[..., :3], True
 
 
-def _linear_lightness(source: str | Path, values: np.ndarray) -> np.ndarray:
+def linear_lightness(source: str | Path, values: np.ndarray) -> np.ndarray:
     height, width = values.shape
     return _asinh_lightness(Path(source), lambda top, bottom: values[top:bottom], height, width)
 
