@@ -195,6 +195,29 @@ def test_a_finished_run_folder_is_not_overwritten(few_galaxies, tmp_path):
     assert (run_dir / "last.safetensors").read_bytes() == before
 
 
+def test_resume_refuses_other_data_and_does_not_need_the_init_from_file(few_galaxies, tiny_model_path, tmp_path):
+    import shutil
+
+    start = tmp_path / "start.safetensors"
+    shutil.copy(tiny_model_path, start)
+    run_dir = tmp_path / "run"
+    train(few_galaxies, run_dir, TINY, TrainConfig(epochs=1, batch_size=4, crop=32, num_threads=1, init_from=str(start)), progress=False, log=quiet)
+    other = tmp_path / "other"
+    shutil.copytree(few_galaxies, other)
+    with pytest.raises(GalcolorError) as err:  # the split, look-up table and lightness reference come from the data
+        train(other, run_dir, resume=True, progress=False, log=quiet)
+    assert "was trained on" in str(err.value) and str(few_galaxies.resolve()) in str(err.value)
+    start.unlink()  # the saved state holds the weights; the file it started from is not needed again
+    assert len(train(few_galaxies, run_dir, resume=True, progress=False, log=quiet).history) == 1
+
+
+def test_a_missing_folder_among_several_is_an_error(few_galaxies, tmp_path):
+    with pytest.raises(GalcolorError) as err:
+        train([few_galaxies, tmp_path / "non_spiralz"], tmp_path / "run", TINY, QUICK, progress=False, log=quiet)
+    assert str(err.value) == f"{tmp_path / 'non_spiralz'}: no such folder"
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_with_nothing_to_resume_is_refused(few_galaxies, tmp_path):
     for run_dir in (tmp_path / "absent", tmp_path):
         with pytest.raises(GalcolorError) as err:

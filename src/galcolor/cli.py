@@ -428,7 +428,7 @@ def _train(args) -> int:
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
         sky_weight=args.sky_weight, ab_loss=args.ab_loss, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
-        num_threads=args.threads, rebalance_mix=args.rebalance_mix, adversarial_weight=args.adversarial_weight, init_from=str(args.init_from) if args.init_from else None,
+        num_threads=args.threads, rebalance_mix=args.rebalance_mix, adversarial_weight=args.adversarial_weight, init_from=str(args.init_from.resolve()) if args.init_from else None,
         augment=args.augment, folder_weights=tuple(args.folder_weights) if args.folder_weights else None,
     )
     result = train(

@@ -170,8 +170,9 @@ def train(
         progress, log = False, _silent
     if run.dir.exists() and not run.dir.is_dir():
         raise GalcolorError(f"{run.dir}: is a file, not a run folder")
+    folders = [Path(d) for d in data_dir] if isinstance(data_dir, (list, tuple)) else [Path(data_dir)]
     if resume:
-        model_config, train_config = _stored_configs(run, train_config, log)
+        model_config, train_config = _stored_configs(run, train_config, folders, log)
     elif run.holds_a_run():
         raise GalcolorError(f"{run.dir}: already holds a training run; pass --resume to continue it or choose another --out")
     model_config = model_config or ModelConfig()
@@ -183,8 +184,8 @@ def train(
         torch.set_num_threads(train_config.num_threads)
     try:
         with distributed.session(device) as this_ranks_device:
-            folders = [Path(d) for d in data_dir] if isinstance(data_dir, (list, tuple)) else [Path(data_dir)]
-            trainer = Trainer(folders, run, model_config, train_config, this_ranks_device, progress, log)
+            # On resume the saved state holds the weights: the --init-from file may have moved since.
+            trainer = Trainer(folders, run, model_config, train_config, this_ranks_device, progress, log, initialise=not resume)
             if resume:
                 trainer.restore()  # on every rank: each steps its own copy of the optimizer
             else:
@@ -218,7 +219,7 @@ def check_shareable(batch_size: int, train_images: int, data_dir: str) -> None:
         raise GalcolorError(f"{data_dir}: {train_images} training images cannot be shared by {world} processes")
 
 
-def _stored_configs(run: Run, requested: TrainConfig | None, log: Callable[[str], None]) -> tuple[ModelConfig, TrainConfig]:
+def _stored_configs(run: Run, requested: TrainConfig | None, folders: list[Path], log: Callable[[str], None]) -> tuple[ModelConfig, TrainConfig]:
     if not run.state.exists():
         # A run stopped inside its first epoch has config.json but nothing to resume from.
         hint = "; no epoch finished yet: delete the folder to start over" if run.config.exists() else ""
@@ -226,6 +227,12 @@ def _stored_configs(run: Run, requested: TrainConfig | None, log: Callable[[str]
     if not run.config.exists():
         raise GalcolorError(f"{run.dir}: config.json is missing, so the run cannot be rebuilt for --resume")
     stored = json.loads(run.config.read_text())
+    trained_on = stored.get("data_dir", [])
+    trained_on = [trained_on] if isinstance(trained_on, str) else trained_on
+    given = [str(folder.resolve()) for folder in folders]
+    if trained_on and given != trained_on:  # the split, look-up table and lightness reference all come from the data
+        raise GalcolorError(f"{run.dir}: was trained on {', '.join(trained_on)}; --resume continues on the same data, "
+                            f"not {', '.join(map(str, folders))}")
     train_config = from_dict(TrainConfig, stored["train"])
     if requested and requested.epochs != train_config.epochs:
         log(f"note: resuming with the run's own settings ({train_config.epochs} epochs), not --epochs {requested.epochs}")
@@ -236,7 +243,7 @@ class Trainer:
     """One run: data in memory, the network, its optimizer and schedule, and the run folder."""
 
     def __init__(self, data_dirs: list[Path], run: Run, model_config: ModelConfig, config: TrainConfig,
-                 device: torch.device, progress: bool, log: Callable[[str], None]) -> None:
+                 device: torch.device, progress: bool, log: Callable[[str], None], initialise: bool = True) -> None:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         self.data_dirs, self.run, self.config, self.device, self.progress, self.log = data_dirs, run, config, device, progress, log
@@ -257,7 +264,7 @@ class Trainer:
             self.class_weights = self.bins.rebalance_weights(config.rebalance_mix).to(device)
         self.model_config = model_config
         self.network = build_model(model_config).to(device).to(memory_format=torch.channels_last)
-        if config.init_from:
+        if config.init_from and initialise:
             copied = initialise_from(self.network, Path(config.init_from))
             log(f"initialised {copied} of {len(self.network.state_dict())} tensors from {config.init_from}")
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
