@@ -144,6 +144,19 @@ def test_cli_export_writes_a_usable_file_and_reports_json(tiny_model_path, tmp_p
 
 
 @pytest.mark.slow
+def test_the_parity_check_sees_the_network_even_where_caution_greys_the_probe(tmp_path, monkeypatch):
+    """The shipped model's caution fades the synthetic probe to exactly 0 in PyTorch and ONNX alike,
+    so a graph that got the network wrong would have passed with "max |Δab| 0"."""
+    from galcolor import export
+
+    run_graph = export.OnnxColorizer.run_graph
+    monkeypatch.setattr(export.OnnxColorizer, "run_graph", lambda self, x: run_graph(self, x) * 1.5)  # wrong colour, right grey
+    with pytest.raises(GalcolorError, match="differs from PyTorch"):
+        export.export_onnx(load_model(shipped_model_path(), "cpu"), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.slow
 def test_cli_export_quiet_prints_nothing_even_from_the_exporter(tmp_path):
     """Tracing the shipped model, torch's exporter logs a warning and dumps the traced graph
     (hundreds of lines) to stderr through a handler pytest does not capture: a separate process shows it."""
