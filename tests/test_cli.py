@@ -199,6 +199,19 @@ def test_evaluate_keeps_models_with_the_same_name_apart(tiny_model_path, few_gal
     assert not (report / "examples.png").exists()  # --examples 0
 
 
+def test_a_report_folder_inside_the_data_folder_is_not_scored_next_time(tiny_model_path, few_galaxies, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(few_galaxies, data)
+    args = ["evaluate", str(data), "--split", "all", "--model", str(tiny_model_path), "-o", str(data / "report"), "--json"]
+    counts = []
+    for _ in range(2):
+        assert main(args) == 0
+        counts.append(strict_json(capsys.readouterr().out)["images"])
+    assert (data / "report" / "examples.png").exists() and counts == [12, 12]  # its figures are not galaxies
+
+
 # ---------------------------------------------------------------------------------------------
 # demo
 

@@ -253,6 +253,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error(few_galaxies, tmp_path, mo
     assert "loss" in message and "nan" in message and "epoch 1" in message
     assert "\n" not in message
     assert not (run_dir / "last.safetensors").exists()  # nothing half-trained is passed off as a model
+    assert "no checkpoint was written" in message and "kept" not in message  # it used to claim one was kept
 
 
 def test_a_nan_in_a_later_epoch_keeps_the_last_good_checkpoint(few_galaxies, tmp_path, monkeypatch):

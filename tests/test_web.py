@@ -128,6 +128,17 @@ def test_an_upload_over_the_limit_is_refused_with_a_clear_message(tiny_model_pat
     assert web.launch_options("127.0.0.1", 7860, 1_000)["max_file_size"] == 1_000
 
 
+def test_an_image_over_the_pixel_limit_names_the_servers_limit_not_a_cli_flag(tiny_model_path: Path, galaxy_jpeg: Path, tmp_path: Path) -> None:
+    small = web.Colorizer(web.model_choices(tiny_model_path), max_pixels=1_000, output_root=tmp_path)
+
+    with pytest.raises(gr.Error) as err:
+        small(str(galaxy_jpeg), "launch")
+
+    message = _message(err)
+    assert message.startswith(f"{galaxy_jpeg.name}: image is 256×256") and "this server's limit" in message
+    assert "--max-pixels" not in message
+
+
 def test_no_upload_and_an_unknown_model_are_refused(colorizer, galaxy_jpeg: Path) -> None:
     with pytest.raises(gr.Error, match="Choose an image file first"):
         colorizer(None, "launch")

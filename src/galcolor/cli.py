@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", type=Path, action="append", default=None, help="checkpoint to score; repeat to compare several (default: the shipped model)")
     evaluate.add_argument("-o", "--out", type=Path, default=Path("galcolor-report"), metavar="REPORT_DIR", help="default: ./galcolor-report")
     evaluate.add_argument("--examples", type=_non_negative_int, default=6, help="images shown in examples.png (default: 6)")
-    evaluate.add_argument("--max-images", type=_positive_int, default=None, help="score a fixed subset of this many images (quick runs)")
+    evaluate.add_argument("--max-images", type=_positive_int, default=None, help="take a fixed subset of this many images of DATA_DIR before the split, for quick runs (the val split gets about --val-fraction of them)")
     style(evaluate)
     common(evaluate, model=False)
 
@@ -458,7 +458,8 @@ def _evaluate(args) -> int:
         name = _unique_name(_model_name(path), taken)
         taken.add(name)
         models.append((name, styled_as_asked(load_model(path, args.device), args)))
-    dataset = load_split(args.data_dir, args.split, args.val_fraction, args.max_images, progress=not (args.quiet or args.json))
+    dataset = load_split(args.data_dir, args.split, args.val_fraction, args.max_images, progress=not (args.quiet or args.json),
+                         report_dir=args.out)
     for line in dataset.skipped:
         print(f"galcolor: skipped {line}", file=sys.stderr)
     images = [image.permute(1, 2, 0).numpy() for image in dataset.images]

@@ -59,8 +59,10 @@ def load_split(
     val_fraction: float = 0.15,
     max_images: int | None = None,
     progress: bool = True,
+    report_dir: Path | None = None,
 ) -> GalaxySet:
-    """Decode the colour images of one split into memory (uint8: 1,400 SDSS cutouts take 275 MB)."""
+    """Decode the colour images of one split into memory (uint8: 1,400 SDSS cutouts take 275 MB).
+    `report_dir`, when inside data_dir, is left out: its figures are not galaxies."""
     if not 0.0 < val_fraction < 1.0:
         raise GalcolorError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
     if split not in SPLITS:
@@ -72,7 +74,7 @@ def load_split(
         return load_hdf5_split(data_dir, split, val_fraction, max_images, progress)
     if not data_dir.is_dir():
         raise GalcolorError(f"{data_dir}: not a folder of images")
-    found, _ = find_inputs([data_dir])
+    found, _ = find_inputs([data_dir], report_dir)
     if max_images is not None:
         # A subset in hash order mixes all folders (spirals and non-spirals alike), unlike a prefix.
         # Its own salted hash: ordering by the split's hash would take the val images first.

@@ -400,8 +400,9 @@ class Trainer:
             # in the next gradient all-reduce for one that stopped.
             checked = distributed.mean_over_ranks(loss.detach())
             if not torch.isfinite(checked):
-                kept = self.run.last if self.run.last.exists() else self.run.dir
-                raise GalcolorError(f"training stopped: the loss became {checked.item()} in epoch {epoch}; the last good checkpoint is kept in {kept}")
+                kept = (f"the last good checkpoint is kept in {self.run.last}" if self.run.last.exists()
+                        else f"no epoch finished, so no checkpoint was written; delete {self.run.dir} to start over")
+                raise GalcolorError(f"training stopped: the loss became {checked.item()} in epoch {epoch}; {kept} (a lower --lr may help)")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
