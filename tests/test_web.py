@@ -115,28 +115,24 @@ def test_a_text_file_named_png_gives_a_one_line_error_naming_the_file(colorizer,
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.png"))
 
 
-def test_an_upload_over_the_limit_is_refused_with_a_clear_message(tiny_model_path: Path, galaxy_jpeg: Path, tmp_path: Path) -> None:
-    small = web.Colorizer(web.model_choices(tiny_model_path), max_upload_bytes=1_000, output_root=tmp_path)
-
+def _refusal(galaxy_jpeg: Path, colorizer: web.Colorizer) -> str:
     with pytest.raises(gr.Error) as err:
-        small(str(galaxy_jpeg), "launch")
-
+        colorizer(str(galaxy_jpeg), "launch")
     message = _message(err)
-    assert message.startswith(f"{galaxy_jpeg.name}: file is ") and "over this server's upload limit of 0.001 MB" in message
-    assert "\n" not in message
+    assert message.startswith(f"{galaxy_jpeg.name}: ") and "\n" not in message
+    return message
+
+
+def test_an_upload_over_the_limit_is_refused_with_a_clear_message(tiny_model_path: Path, galaxy_jpeg: Path, tmp_path: Path) -> None:
+    message = _refusal(galaxy_jpeg, web.Colorizer(web.model_choices(tiny_model_path), max_upload_bytes=1_000, output_root=tmp_path))
+    assert "file is " in message and "over this server's upload limit of 0.001 MB" in message
     # Gradio refuses it even earlier, at upload, with the same limit.
     assert web.launch_options("127.0.0.1", 7860, 1_000)["max_file_size"] == 1_000
 
 
 def test_an_image_over_the_pixel_limit_names_the_servers_limit_not_a_cli_flag(tiny_model_path: Path, galaxy_jpeg: Path, tmp_path: Path) -> None:
-    small = web.Colorizer(web.model_choices(tiny_model_path), max_pixels=1_000, output_root=tmp_path)
-
-    with pytest.raises(gr.Error) as err:
-        small(str(galaxy_jpeg), "launch")
-
-    message = _message(err)
-    assert message.startswith(f"{galaxy_jpeg.name}: image is 256×256") and "this server's limit" in message
-    assert "--max-pixels" not in message
+    message = _refusal(galaxy_jpeg, web.Colorizer(web.model_choices(tiny_model_path), max_pixels=1_000, output_root=tmp_path))
+    assert "image is 256×256" in message and "this server's limit" in message and "--max-pixels" not in message
 
 
 def test_no_upload_and_an_unknown_model_are_refused(colorizer, galaxy_jpeg: Path) -> None:
