@@ -126,8 +126,8 @@ def load_folders(
     if len(data_dirs) == 1 and folder_weights is None:
         return load_split(data_dirs[0], split, val_fraction, max_images, progress)
     for folder in data_dirs:  # a mistyped folder is an error, not "a survey with nothing in one split"
-        if not folder.is_dir():
-            raise GalcolorError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+        if not folder.exists():
+            raise GalcolorError(f"{folder}: no such folder")
     weights = folder_weights or [1.0] * len(data_dirs)
     merged = GalaxySet([], [], [], [], [])
     for number, (folder, weight) in enumerate(zip(data_dirs, weights)):
