@@ -171,6 +171,15 @@ def test_big_endian_arrays_read_like_native_ones():
     assert np.array_equal(as_rgb_float((levels / 4095).astype(">f4")), as_rgb_float((levels / 4095).astype(np.float32)))
 
 
+def test_a_model_path_is_accepted_and_bad_styles_and_shapes_are_galcolor_errors(tiny_model_path, model, galaxy):
+    assert np.array_equal(colorize(galaxy, str(tiny_model_path)), colorize(galaxy, load_model(tiny_model_path)))
+    for caution, saturation in ((float("nan"), 1.0), (1.0, float("nan")), (1.0, 100.0), (-1.0, 1.0)):
+        with pytest.raises(GalcolorError):
+            model.with_style(caution, saturation)
+    with pytest.raises(GalcolorError, match=r"\(H, W, 3\)"):
+        colorize_lab(np.zeros((8, 8), np.float32), model)
+
+
 def test_colour_floats_beyond_0_1_are_refused_not_clipped():
     with pytest.raises(GalcolorError, match=r"\[0, 1\]"):
         as_rgb_float(np.full((4, 4, 3), 200.0, np.float32))

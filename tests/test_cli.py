@@ -315,6 +315,25 @@ def test_bad_model_files_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists() and not (tmp_path / "rep").exists()
 
 
+def test_bench_refuses_a_folder_as_its_json_file_before_measuring(tmp_path, capsys):
+    assert main(["bench", "colorize", "--out-json", str(tmp_path), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, str(tmp_path))
+    assert "is a folder" in err
+
+
+def test_a_quiet_training_run_still_reports_the_files_it_skipped(few_galaxies, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(few_galaxies, data)
+    (data / "spirals" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    assert main(["train", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--width", "4", "--depth", "2",
+                 "--crop", "32", "--batch-size", "4", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "broken.jpg" in captured.err and "Traceback" not in captured.err
+
+
 def test_an_evaluate_report_folder_that_is_a_file_is_refused_up_front(tmp_path, capsys):
     taken = tmp_path / "notes.txt"
     taken.write_text("mine")

@@ -84,6 +84,8 @@ def _display_levels(pixels: np.ndarray) -> np.ndarray:
 
 def colorize_lab(rgb: np.ndarray, model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) float sRGB -> (predicted Lab, input Lab), each (H, W, 3) float32, at full size."""
+    if np.ndim(rgb) != 3 or np.shape(rgb)[2] != 3 or 0 in np.shape(rgb)[:2]:
+        raise GalcolorError(f"colorize_lab takes float sRGB of shape (H, W, 3); got {np.shape(rgb)} (as_rgb_float converts other images)")
     tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
     with torch.inference_mode():
         input_lab = rgb_to_lab(tensor)
@@ -105,12 +107,13 @@ def colorize_lab_batch(images: list[np.ndarray], model: LoadedModel) -> list[np.
     return list(predicted)
 
 
-def colorize(image, model: LoadedModel | None = None) -> np.ndarray:
+def colorize(image, model: LoadedModel | str | Path | None = None) -> np.ndarray:
     """Colour one image from its lightness alone; returns uint8 RGB of the same height and width.
 
-    A colour input is reduced to its L first, so the result can be checked against the original.
+    `model` is a loaded model, a checkpoint's path, or None for the shipped model. A colour input
+    is reduced to its L first, so the result can be checked against the original.
     """
-    model = model or _default_model()
+    model = load_model(model) if isinstance(model, (str, Path)) else (model or _default_model())
     predicted, _ = colorize_lab(as_rgb_float(image), model)
     return lab_array_to_rgb8(predicted)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,11 @@ class LoadedModel:
         """The same model with another caution strength or saturation (None keeps the current one)."""
         strength = self.caution_strength if caution_strength is None else caution_strength
         chosen_saturation = self.saturation if saturation is None else saturation
-        if strength < 0 or chosen_saturation < 0:
-            raise GalcolorError("caution and saturation must not be negative")
+        from .style import MAX_SATURATION
+
+        if not (0 <= strength < math.inf and 0 <= chosen_saturation <= MAX_SATURATION):
+            raise GalcolorError(f"caution must be a finite number of at least 0 and saturation lie between 0 and {MAX_SATURATION:g}, "
+                                f"got {strength} and {chosen_saturation}")
         return dataclasses.replace(self, caution_strength=strength, saturation=chosen_saturation)
 
     def with_error_head(self, head: ErrorHead) -> "LoadedModel":

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from . import __version__
 from .errors import GalcolorError
-from .style import MUTED_SATURATION, STYLES, styled
+from .style import MAX_SATURATION, MUTED_SATURATION, STYLES, styled
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -65,9 +65,6 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
     return value
-
-
-MAX_SATURATION = 10.0  # beyond this every colour is pushed to the edge of the sRGB gamut, and float error grows
 
 
 def _saturation(text: str) -> float:
@@ -314,6 +311,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
+def _problems_only(text: str) -> None:
+    """The log of a quiet run: files it skipped still go to stderr, as evaluate's do."""
+    if text.startswith("skipped "):
+        print(f"galcolor: {text}", file=sys.stderr)
+
+
 def styled_as_asked(model, args):
     """The model with the colour style the user chose: a preset, then explicit --caution/--saturation."""
     return styled(model, args.style, args.caution, args.saturation)
@@ -433,7 +436,7 @@ def _train(args) -> int:
     )
     result = train(
         args.data_dir, args.out, model_config, train_config, resume=args.resume, device=args.device,
-        progress=not (args.quiet or args.json), log=(lambda text: None) if (args.quiet or args.json) else print,
+        progress=not (args.quiet or args.json), log=_problems_only if (args.quiet or args.json) else print,
     )
     if not is_main():  # under torchrun every rank returns the same result; rank 0 prints it
         return EXIT_OK
@@ -548,6 +551,8 @@ def _bench(args) -> int:
     from .bench import bench_colorize, bench_tile, bench_train, device_description
     from .io import atomic_write_text
 
+    if args.out_json is not None and args.out_json.is_dir():  # before the benchmark, which takes minutes
+        raise GalcolorError(f"{args.out_json}: is a folder; give the JSON file to write")
     model = load_model(args.model, args.device)
     device = next(model.network.parameters()).device
     if args.what == "train":

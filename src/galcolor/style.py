@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 # The best saturation on SDSS galaxies whose true colour was halved, as grey's error on DECaLS and
 # GAMA suggests those surveys render it (scripts/style_tradeoff.py, model card).
 MUTED_SATURATION = 0.5
+MAX_SATURATION = 10.0  # beyond this every colour is pushed to the edge of the sRGB gamut, and float error grows
 # (caution strength, saturation); None: the model's own default saturation, chosen on data.
 STYLES = {"auto": (1.0, None), "sdss": (0.0, 1.0), "muted": (1.0, MUTED_SATURATION)}
 
