@@ -109,17 +109,18 @@ def _one_line(err: BaseException, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _pixel_limit_problem(width: int, height: int, max_pixels: int) -> str | None:
+def _pixel_limit_problem(width: int, height: int, max_pixels: int, limit_name: str) -> str | None:
     if width <= 0 or height <= 0:
         return f"image has a zero-size dimension ({width}×{height})"
     if width * height > max_pixels:
         pixels = f"{width}×{height} = {width * height:,} pixels"
-        return f"image is {pixels}, over the limit of {max_pixels:,} (--max-pixels)"
+        return f"image is {pixels}, over the limit of {max_pixels:,} ({limit_name})"
     return None
 
 
-def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
-    """Decode ``path`` (format sniffed from its content) or raise InputError with a one-line reason."""
+def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, limit_name: str = "--max-pixels") -> DecodedImage:
+    """Decode ``path`` (format sniffed from its content) or raise InputError with a one-line reason.
+    ``limit_name`` says in that reason where ``max_pixels`` came from (the CLI's flag by default)."""
     path = Path(path)
     try:
         st = path.stat()
@@ -137,8 +138,8 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Dec
         raise InputError(path, f"cannot read: {e.strerror or _one_line(e)}") from None
 
     if head.startswith(_FITS_MAGIC) or (head.startswith(_GZIP_MAGIC) and _gzip_holds_fits(path)):
-        return _read_fits(path, max_pixels)
-    return _read_with_pillow(path, head, max_pixels)
+        return _read_fits(path, max_pixels, limit_name)
+    return _read_with_pillow(path, head, max_pixels, limit_name)
 
 
 def _gzip_holds_fits(path: Path) -> bool:
@@ -156,7 +157,7 @@ def _png_header_size(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> DecodedImage:
+def _read_with_pillow(path: Path, head: bytes, max_pixels: int, limit_name: str) -> DecodedImage:
     try:
         with _PIL_LIMIT_LOCK:
             saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
@@ -175,7 +176,7 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> DecodedImage:
         raise InputError(path, f"truncated or corrupt image data: {_one_line(e)}") from None
 
     with img:
-        problem = _pixel_limit_problem(img.width, img.height, max_pixels)
+        problem = _pixel_limit_problem(img.width, img.height, max_pixels, limit_name)
         if problem:
             raise InputError(path, problem)
         try:
@@ -272,7 +273,7 @@ def _has_colour(pixels: np.ndarray) -> bool:
     return False
 
 
-def _read_fits(path: Path, max_pixels: int) -> DecodedImage:
+def _read_fits(path: Path, max_pixels: int, limit_name: str) -> DecodedImage:
     from astropy.io import fits
     from astropy.utils.exceptions import AstropyWarning
 
@@ -291,7 +292,7 @@ def _read_fits(path: Path, max_pixels: int) -> DecodedImage:
                     raise InputError(path, "FITS file has no image data")
                 header = hdu.header
                 naxis = header["NAXIS"]
-                problem = _pixel_limit_problem(header["NAXIS1"], header["NAXIS2"], max_pixels)
+                problem = _pixel_limit_problem(header["NAXIS1"], header["NAXIS2"], max_pixels, limit_name)
                 if problem:
                     raise InputError(path, problem)
                 plane = (0,) * (naxis - 2)  # the first 2-D plane of a cube

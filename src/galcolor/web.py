@@ -198,10 +198,7 @@ class Colorizer:
             size = None  # read_image names the problem
         if size is not None and size > self.max_upload_bytes:
             raise InputError(path, f"file is {_megabytes(size)}, over this server's upload limit of {_megabytes(self.max_upload_bytes)}")
-        try:
-            decoded = read_image(path, max_pixels=self.max_pixels)
-        except InputError as err:  # the reader names the CLI's flag; here the limit is the server's
-            raise InputError(err.path, err.problem.replace("(--max-pixels)", "(this server's limit)")) from None
+        decoded = read_image(path, max_pixels=self.max_pixels, limit_name="this server's limit")
         choice = self.choices.get(model_key)
         model = styled(self.model(model_key), style)
         if temperature and model.bins is not None:
