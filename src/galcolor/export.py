@@ -161,9 +161,10 @@ def _pytorch(module: "DecodedNetwork", check: np.ndarray) -> np.ndarray:
         return module(torch.from_numpy(check)).numpy()
 
 
-def _parity(module: "DecodedNetwork", data: bytes, check: np.ndarray, path: Path) -> float:
-    """Largest |ab| difference between the serialised graph in onnxruntime and `module` in PyTorch."""
-    return float(np.abs(OnnxColorizer(data, name=str(path)).run_graph(check) - _pytorch(module, check)).max())
+def _parity(expected: np.ndarray, data: bytes, check: np.ndarray, path: Path) -> float:
+    """Largest |ab| difference between the serialised graph run on `check` in onnxruntime and
+    `expected`, what PyTorch gave for it."""
+    return float(np.abs(OnnxColorizer(data, name=str(path)).run_graph(check) - expected).max())
 
 
 def _check_lightness(size_multiple: int) -> torch.Tensor:
@@ -200,13 +201,14 @@ def export_onnx(model: LoadedModel, path: str | Path, opset: int | None = None) 
     # The check compares the graph alone with the module it came from, on the same padded input;
     # the preprocessing around it is the runner's, covered by tests against infer.predict_ab.
     check = pad_to_multiple(normalise_lightness(_check_lightness(multiple).numpy()), multiple)
-    difference = _parity(module, data, check, path)
-    if module.caution is not None and not np.abs(_pytorch(module, check)).max() > 0:
+    expected = _pytorch(module, check)
+    difference = _parity(expected, data, check, path)
+    if module.caution is not None and not np.abs(expected).max() > 0:
         # The small synthetic probe looks nothing like the training survey, so the caution fades
         # it to grey in both, which would hide any error in the network itself: check a graph
         # of the same network without the caution too.
         bare = decoded_network(dataclasses.replace(model, caution=None))
-        difference = max(difference, _parity(bare, _graph_bytes(bare, model, opset, path)[0], check, path))
+        difference = max(difference, _parity(_pytorch(bare, check), _graph_bytes(bare, model, opset, path)[0], check, path))
     if not difference <= PARITY_LIMIT_AB:
         raise GalcolorError(f"{path}: not written: the exported graph differs from PyTorch by {difference:.3g} ab "
                             f"(limit {PARITY_LIMIT_AB})")
