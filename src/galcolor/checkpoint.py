@@ -25,6 +25,7 @@ from .errors import GalcolorError
 from .io import atomic_write_bytes
 from .models import build_model
 from .quantize import AbBins
+from .style import MAX_SATURATION
 
 FORMAT = "galcolor-checkpoint-1"
 LUT_KEY = "baseline.lut_ab"  # (101, 2): mean training ab per integer L, the `lut` baseline
@@ -64,8 +65,6 @@ class LoadedModel:
         """The same model with another caution strength or saturation (None keeps the current one)."""
         strength = self.caution_strength if caution_strength is None else caution_strength
         chosen_saturation = self.saturation if saturation is None else saturation
-        from .style import MAX_SATURATION
-
         if not (0 <= strength < math.inf and 0 <= chosen_saturation <= MAX_SATURATION):
             raise GalcolorError(f"caution must be a finite number of at least 0 and saturation lie between 0 and {MAX_SATURATION:g}, "
                                 f"got {strength} and {chosen_saturation}")
