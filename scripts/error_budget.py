@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from galcolor.api import load_model
-from galcolor.baselines import gray_ab
-from galcolor.color import rgb_to_lab
-from galcolor.data import load_split
-from galcolor.evaluate import Method, score_images
-from galcolor.infer import predict_ab
-from galcolor.metrics import SIGNAL_L
-from galcolor.style import styled
+from galcolor.app.api import load_model
+from galcolor.evaluation.baselines import gray_ab
+from galcolor.color.lab import rgb_to_lab
+from galcolor.training.data import load_split
+from galcolor.evaluation.evaluate import Method, score_images
+from galcolor.inference.predict import predict_ab
+from galcolor.evaluation.metrics import SIGNAL_L
+from galcolor.color.style import styled
 
 
 def over_flips_and_turns(model, lightness: torch.Tensor) -> torch.Tensor:

@@ -35,14 +35,14 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from galcolor.api import load_model
-from galcolor.caution import pooled_features
-from galcolor.color import rgb_to_lab
-from galcolor.data import load_split
-from galcolor.evaluate import Method, score_images
-from galcolor.infer import predict_ab
-from galcolor.metrics import SIGNAL_L
-from galcolor.style import styled
+from galcolor.app.api import load_model
+from galcolor.models.caution import pooled_features
+from galcolor.color.lab import rgb_to_lab
+from galcolor.training.data import load_split
+from galcolor.evaluation.evaluate import Method, score_images
+from galcolor.inference.predict import predict_ab
+from galcolor.evaluation.metrics import SIGNAL_L
+from galcolor.color.style import styled
 
 SKY_L = 8  # below this, and away from anything brighter, a pixel is sky
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from galcolor.api import load_model
-from galcolor.baselines import gray_ab
-from galcolor.data import load_split
-from galcolor.evaluate import Method, score_images
-from galcolor.infer import predict_ab
+from galcolor.app.api import load_model
+from galcolor.evaluation.baselines import gray_ab
+from galcolor.training.data import load_split
+from galcolor.evaluation.evaluate import Method, score_images
+from galcolor.inference.predict import predict_ab
 
 sys.path.insert(0, str(Path(__file__).parent))
 from stretch_spread import renderings  # noqa: E402

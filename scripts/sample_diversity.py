@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from galcolor.api import load_model
-from galcolor.color import rgb_to_lab
-from galcolor.data import load_split
-from galcolor.diversity import sample_ab
-from galcolor.infer import predict_ab
-from galcolor.metrics import SIGNAL_L
+from galcolor.app.api import load_model
+from galcolor.color.lab import rgb_to_lab
+from galcolor.training.data import load_split
+from galcolor.inference.diversity import sample_ab
+from galcolor.inference.predict import predict_ab
+from galcolor.evaluation.metrics import SIGNAL_L
 
 SPECKLE_CORRELATION = 0.3  # pixels: noise this short-range is as good as independent per pixel
 

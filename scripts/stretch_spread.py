@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from galcolor.api import load_model
-from galcolor.color import rgb_to_lab
-from galcolor.data import load_split
-from galcolor.infer import predict_ab
+from galcolor.app.api import load_model
+from galcolor.color.lab import rgb_to_lab
+from galcolor.training.data import load_split
+from galcolor.inference.predict import predict_ab
 
 
 def renderings(lightness: torch.Tensor) -> list[torch.Tensor]:

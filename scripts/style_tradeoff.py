@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from galcolor.api import load_model
-from galcolor.baselines import gray_ab
-from galcolor.color import lab_array_to_rgb8, rgb_array_to_lab
-from galcolor.data import load_split
-from galcolor.evaluate import Method, score_images
-from galcolor.infer import predict_ab
+from galcolor.app.api import load_model
+from galcolor.evaluation.baselines import gray_ab
+from galcolor.color.lab import lab_array_to_rgb8, rgb_array_to_lab
+from galcolor.training.data import load_split
+from galcolor.evaluation.evaluate import Method, score_images
+from galcolor.inference.predict import predict_ab
 
 RENDERING_STRENGTHS = (1.0, 0.7, 0.5)
 SATURATIONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)

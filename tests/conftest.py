@@ -48,8 +48,9 @@ def tiny_model_path(few_galaxies: Path, tmp_path_factory) -> Path:
 
     The shipped model may not exist yet; tests pass this one with --model / load_model(path).
     """
-    from galcolor.config import ModelConfig, TrainConfig
-    from galcolor.train import train
+    from galcolor.models.config import ModelConfig
+    from galcolor.training.config import TrainConfig
+    from galcolor.training.trainer import train
 
     run = tmp_path_factory.mktemp("tiny_run") / "run"
     result = train(
@@ -62,8 +63,9 @@ def tiny_model_path(few_galaxies: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_classifier_path(few_galaxies: Path, tmp_path_factory) -> Path:
     """best.safetensors of a tiny U-Net with a classification head (ab bins), 1 epoch on `few_galaxies`."""
-    from galcolor.config import ModelConfig, TrainConfig
-    from galcolor.train import train
+    from galcolor.models.config import ModelConfig
+    from galcolor.training.config import TrainConfig
+    from galcolor.training.trainer import train
 
     run = tmp_path_factory.mktemp("tiny_cls_run") / "run"
     result = train(

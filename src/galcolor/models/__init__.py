@@ -1,11 +1,16 @@
 """Colourization networks: each maps normalised L (B, 1, H, W) to normalised ab (B, 2, H, W) in
-[-1, 1] (regression head) or to logits over ab bins (B, Q, H, W) (classification head)."""
+[-1, 1] (regression head) or to logits over ab bins (B, Q, H, W) (classification head).
+
+Beside them: the model config (config), self-describing safetensors checkpoints (checkpoint), the
+heads a trained network gains later (caution, error_head), the adversarial critic (discriminator),
+and where networks run (device). A new network goes here. May import: color, io, errors.
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
-from ..config import ModelConfig
+from .config import ModelConfig
 from .seed import SeedColorizer
 from .unet import UNetColorizer
 

@@ -1,0 +1,45 @@
+"""The Python API: load a model and colour numpy arrays or PIL images."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..color.lab import lab_array_to_rgb8
+from ..inference.arrays import as_rgb_float, colorize_lab
+from ..models.checkpoint import LoadedModel, load_checkpoint
+from ..models.device import resolve_device
+
+SHIPPED_MODEL = "galcolor-unet.safetensors"
+
+
+def shipped_model_path() -> Path:
+    return Path(str(resources.files("galcolor") / "weights" / SHIPPED_MODEL))
+
+
+def load_model(path: str | Path | None = None, device: str = "auto") -> LoadedModel:
+    """Load a galcolor checkpoint (the shipped model when `path` is None); no other flags needed."""
+    return load_checkpoint(Path(path) if path is not None else shipped_model_path(), resolve_device(device))
+
+
+def colorize(image, model: LoadedModel | str | Path | None = None) -> np.ndarray:
+    """Colour one image from its lightness alone; returns uint8 RGB of the same height and width.
+
+    `model` is a loaded model, a checkpoint's path, or None for the shipped model. A colour input
+    is reduced to its L first, so the result can be checked against the original.
+    """
+    model = load_model(model) if isinstance(model, (str, Path)) else (model or _default_model())
+    predicted, _ = colorize_lab(as_rgb_float(image), model)
+    return lab_array_to_rgb8(predicted)
+
+
+_cached_default: LoadedModel | None = None
+
+
+def _default_model() -> LoadedModel:
+    global _cached_default
+    if _cached_default is None:
+        _cached_default = load_model()
+    return _cached_default

@@ -1,0 +1,290 @@
+"""The `galcolor` command line: every subcommand's arguments, and the checks on their values."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..color.style import MAX_SATURATION, MUTED_SATURATION, STYLES
+from ..inference.predict import TILE
+from ..io.atomic import FOLDER_PNG_LEVEL
+from ..io.decode import DEFAULT_MAX_PIXELS, FITS_STRETCH_HELP
+from ..models.config import ModelConfig
+from ..models.device import DEVICE_CHOICES
+from ..training.config import TrainConfig
+from ..training.download import REGISTRY
+from ..version import __version__
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _png_level(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError(f"must be 0 to 9, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
+    return value
+
+
+def _saturation(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= MAX_SATURATION:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and {MAX_SATURATION:g}, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie above 0 and at most 1, got {text}")
+    return value
+
+
+def _fraction_percent(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 100, got {text}")
+    return value
+
+
+def _style_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--style", choices=tuple(STYLES), default="auto",
+                     help="colour style: auto (default) fades colour towards grey as an image looks less like the training survey, "
+                          "at the model's default saturation (the shipped model's: 60%%, safe for surveys of unknown colour strength); "
+                          "sdss: the training survey's full colour everywhere; "
+                          f"muted: auto at {MUTED_SATURATION * 100:.0f}%% saturation, for surveys that render colour about half as strongly (DECaLS, GAMA)")
+    sub.add_argument("--caution", type=_non_negative_float, default=None, metavar="S",
+                     help="how strongly colour fades on unfamiliar images: colour x confidence**S (default: the style's; 0 turns it off)")
+    sub.add_argument("--saturation", type=_saturation, default=None, metavar="F",
+                     help=f"multiply the colour by F, 0 to {MAX_SATURATION:g} (default: the style's; 1 is the training survey's strength)")
+
+
+def _common_arguments(sub: argparse.ArgumentParser, model: bool = True) -> None:
+    if model:
+        sub.add_argument("--model", type=Path, default=None, help="a galcolor .safetensors checkpoint (default: the shipped model)")
+    sub.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where the network runs (default: auto, CUDA when present)")
+    sub.add_argument("-q", "--quiet", action="store_true", help="no progress bars or tables, only errors")
+    sub.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+
+def _add_demo(commands) -> None:
+    demo = commands.add_parser("demo", help="colour scikit-image's Hubble Deep Field from its L alone and score it")
+    demo.add_argument("-o", "--out", type=Path, default=Path("galcolor-demo"), help="output folder (default: ./galcolor-demo)")
+    _style_arguments(demo)
+    _common_arguments(demo)
+
+
+def _add_colorize(commands) -> None:
+    colorize = commands.add_parser(
+        "colorize",
+        help="colour images or folders of images",
+        description="Colour images from their lightness alone. JPEG, PNG (8/16-bit, grey, RGB, RGBA, palette), TIFF, BMP, GIF, WebP and FITS "
+        "(also .fits.gz and fpack .fz) are read; a colour input is reduced to its L first. Each output is OUT_DIR/<relative path>.png at "
+        "the input's own size; an OUT_DIR inside an input folder is not searched for inputs. " + FITS_STRETCH_HELP
+        + " 32-bit integer TIFFs beyond 16-bit range and floating-point TIFFs beyond [0, 1] hold linear data too, and are stretched the same way.",
+    )
+    colorize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders (searched recursively)")
+    colorize.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
+    colorize.add_argument("--batch-size", type=_positive_int, default=8, help="on a GPU: same-size images coloured together (default: 8); on a CPU each core colours its own images one by one")
+    colorize.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help=f"refuse images larger than this (default: {DEFAULT_MAX_PIXELS:,})")
+    colorize.add_argument("--skip-existing", action="store_true", help="leave files whose PNG and every extra asked for (--fits, --samples, --uncertainty) already exist (resume a killed run)")
+    colorize.add_argument("--overwrite", action="store_true", help="allow an output to replace its own input file")
+    colorize.add_argument("--samples", type=_non_negative_int, default=0, metavar="N",
+                          help=f"also write N different plausible colourings, <stem>.sample-K.png (classification models; images up to {TILE} px a side)")
+    colorize.add_argument("--uncertainty", action="store_true",
+                          help="also write <stem>.uncertainty.png and .npy: how unsure the colour is, in ab units (classification models, and models with an error head "
+                               f"such as the shipped one; images up to {TILE} px a side)")
+    colorize.add_argument("--fits", action="store_true",
+                          help="also write <stem>.fits: the colour planes as a cube that reads as [0, 1] (8-bit levels, BSCALE 1/255), keeping a FITS input's WCS")
+    colorize.add_argument("--seed", type=int, default=0, help="seed of the --samples draws (default: 0)")
+    colorize.add_argument("--sample-temperature", type=_positive_float, default=1.0, metavar="T",
+                          help="draw --samples from the distribution sharpened by T: 1 (default) as trained, below 1 narrower and nearer the best guess")
+    colorize.add_argument("--temperature", type=_share, default=None,
+                          help="annealed-mean temperature of a classification model, above 0 and at most 1 (default: the one chosen on validation)")
+    colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file")
+    colorize.add_argument("--compress-level", type=_png_level, default=FOLDER_PNG_LEVEL, metavar="0-9",
+                          help=f"zlib level of the PNGs: the same pixels at every level, 9 smallest, 0 fastest (default: {FOLDER_PNG_LEVEL}; "
+                               "Pillow's default 6 makes files about 8%% smaller and takes 3x longer)")
+    _style_arguments(colorize)
+    _common_arguments(colorize)
+
+
+def _add_train(commands) -> None:
+    model_defaults, train_defaults = ModelConfig(), TrainConfig()
+    train = commands.add_parser("train", help="train a model on a folder of colour images")
+    train.add_argument("data_dir", type=Path, nargs="+", metavar="DATA_DIR",
+                       help="folder of colour images (searched recursively), or a Galaxy10-style .h5 file; several for several surveys")
+    train.add_argument("--folder-weights", type=_non_negative_float, nargs="+", default=None, metavar="W",
+                       help="with several DATA_DIRs: each one's share of a training epoch (default: equal shares)")
+    train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder: checkpoints, config.json, log.csv")
+    train.add_argument("--model", dest="arch", choices=("seed", "unet"), default=model_defaults.arch, help="architecture (default: unet)")
+    train.add_argument("--width", type=_positive_int, default=model_defaults.base_width, help=f"U-Net base width (default: {model_defaults.base_width})")
+    train.add_argument("--depth", type=_positive_int, default=model_defaults.depth, help=f"U-Net depth (default: {model_defaults.depth})")
+    train.add_argument("--head", choices=("regress", "classify"), default=model_defaults.head,
+                       help="regress: ab by regression (see --ab-loss); classify: ab bins with class rebalancing (Zhang et al. 2016)")
+    train.add_argument("--ab-loss", choices=("l1", "de00"), default=train_defaults.ab_loss,
+                       help="regress: l1 (default) on ab, or de00, CIEDE2000 against the truth (the metric evaluate reports first)")
+    train.add_argument("--rebalance-mix", type=float, default=train_defaults.rebalance_mix, help="classify: λ of the class rebalancing (default: 0.5)")
+    train.add_argument("--adversarial-weight", type=_non_negative_float, default=train_defaults.adversarial_weight,
+                       help="weight of a PatchGAN (pix2pix) term; 0 (default) trains without a discriminator")
+    train.add_argument("--lightness", choices=("canonical", "raw"), default=model_defaults.input_lightness,
+                       help="canonical (default): the network sees L rank-matched to the training set, whatever the stretch; raw: L as given")
+    train.add_argument("--augment", choices=("instrument", "none"), default=train_defaults.augment,
+                       help="instrument (default): imitate other telescopes' stretch, noise, sky, PSF, resolution and JPEG; none: rotations, flips, crops")
+    train.add_argument("--init-from", type=Path, default=None, help="start from this checkpoint's weights where they fit (fine-tuning)")
+    train.add_argument("--epochs", type=_positive_int, default=train_defaults.epochs, help=f"default: {train_defaults.epochs}")
+    train.add_argument("--batch-size", type=_positive_int, default=train_defaults.batch_size,
+                       help=f"images per step; under torchrun the global batch, split over the processes (default: {train_defaults.batch_size})")
+    train.add_argument("--crop", type=_positive_int, default=train_defaults.crop, help=f"training crop side in pixels (default: {train_defaults.crop})")
+    train.add_argument("--lr", type=_positive_float, default=train_defaults.lr, help=f"peak AdamW learning rate (default: {train_defaults.lr})")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=train_defaults.weight_decay, help=f"AdamW weight decay (default: {train_defaults.weight_decay:g})")
+    train.add_argument("--sky-weight", type=_non_negative_float, default=train_defaults.sky_weight, help="loss weight of sky pixels (L <= 15) relative to the galaxy")
+    train.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction, help="share held out by a hash of the relative path (default: 0.15)")
+    train.add_argument("--seed", type=int, default=train_defaults.seed, help=f"seed of the weights, crops and augmentation (default: {train_defaults.seed})")
+    train.add_argument("--max-images", type=_positive_int, default=None, help="use a fixed subset of this many images (quick runs)")
+    train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for PyTorch")
+    train.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint, exactly")
+    _common_arguments(train, model=False)
+
+
+def _add_evaluate(commands) -> None:
+    train_defaults = TrainConfig()
+    evaluate = commands.add_parser("evaluate", help="score models beside the gray and lut baselines")
+    evaluate.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder of colour images (the truth)")
+    evaluate.add_argument("--split", choices=("val", "train", "all"), default="val", help="which part of DATA_DIR (default: val, never trained on)")
+    evaluate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
+                          help=f"share held out by a hash of the relative path; keep the training run's (default: {train_defaults.val_fraction:g})")
+    evaluate.add_argument("--model", type=Path, action="append", default=None, help="checkpoint to score; repeat to compare several (default: the shipped model)")
+    evaluate.add_argument("-o", "--out", type=Path, default=Path("galcolor-report"), metavar="REPORT_DIR", help="default: ./galcolor-report")
+    evaluate.add_argument("--examples", type=_non_negative_int, default=6, help="images shown in examples.png (default: 6)")
+    evaluate.add_argument("--max-images", type=_positive_int, default=None, help="take a fixed subset of this many images of DATA_DIR before the split, for quick runs (the val split gets about --val-fraction of them)")
+    _style_arguments(evaluate)
+    _common_arguments(evaluate, model=False)
+
+
+def _add_calibrate(commands) -> None:
+    train_defaults = TrainConfig()
+    calibrate = commands.add_parser(
+        "calibrate", help="fit a model's caution: how unlike its training survey an image may be before its colour fades",
+        description="Fits a Gaussian to the model's bottleneck features over DATA_DIR's train split; colour is full within the spread "
+        "of its val split and fades to grey by the distance of all but the nearest few of the --other images (other surveys, press images).",
+    )
+    calibrate.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="the folder the model was trained on")
+    calibrate.add_argument("--other", type=Path, action="append", required=True, metavar="DIR", help="images unlike the training survey; repeat for several")
+    calibrate.add_argument("-o", "--out", type=Path, required=True, help="the calibrated checkpoint to write (.safetensors)")
+    calibrate.add_argument("--far-percentile", type=_fraction_percent, default=5.0,
+                           help="colour is gone at this percentile of the other images' distances (default: 5)")
+    calibrate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
+                           help=f"the training run's held-out share (default: {train_defaults.val_fraction:g})")
+    calibrate.add_argument("--saturation", type=_share, default=None, metavar="F",
+                           help="also store F as the saturation the model colours with by default (style auto); "
+                                "scripts/style_tradeoff.py measures the choice (default: keep the model's)")
+    _common_arguments(calibrate)
+
+
+def _add_fit_uncertainty(commands) -> None:
+    train_defaults = TrainConfig()
+    fit_uncertainty = commands.add_parser(
+        "fit-uncertainty", help="give a regression model an uncertainty map: a small head that learns its expected colour error",
+        description="Fits an error head on the frozen network's errors over DATA_DIR's train split, reports how well it ranks the "
+        "actual errors on the val split (Spearman over signal pixels), and writes the model with the head; colorize --uncertainty then works.",
+    )
+    fit_uncertainty.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="the folder the model was trained on")
+    fit_uncertainty.add_argument("-o", "--out", type=Path, required=True, help="the checkpoint to write (.safetensors)")
+    fit_uncertainty.add_argument("--epochs", type=_positive_int, default=3, help="passes over the train split (default: 3)")
+    fit_uncertainty.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
+                                 help=f"the training run's held-out share, on which the head is measured (default: {train_defaults.val_fraction:g})")
+    _common_arguments(fit_uncertainty)
+
+
+def _add_serve(commands) -> None:
+    serve = commands.add_parser("serve", help="run the local web app (needs: pip install 'galcolor[web]')")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; there is no login)")
+    serve.add_argument("--port", type=_positive_int, default=7860, help="default: 7860")
+    serve.add_argument("--model", type=Path, default=None, help="a checkpoint offered beside the shipped model, chosen by default")
+    serve.add_argument("--max-upload-mb", type=_positive_float, default=50.0, help="largest upload in MB (default: 50)")
+    serve.add_argument("--max-concurrent", type=_positive_int, default=2, help="images coloured at once (default: 2)")
+    serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where the network runs (default: auto, CUDA when present)")
+    serve.add_argument("-q", "--quiet", action="store_true", help="no start-up banner from the web server")
+    serve.add_argument("--json", action="store_true", help='print {"url": ...} on stdout once the server listens')
+
+
+def _add_data(commands) -> None:
+    data = commands.add_parser("data", help="public galaxy data sets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    download = data_commands.add_parser("download", help="download a data set, checked against its pinned SHA-256")
+    download.add_argument("name", choices=sorted(REGISTRY))
+    download.add_argument("--dir", type=Path, default=None, help="folder (default: $GALCOLOR_DATA_DIR or ~/.cache/galcolor)")
+    download.add_argument("--url", default=None, help="a mirror; the file is still checked against the pinned hash")
+    download.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary, only errors")
+    download.add_argument("--json", action="store_true", help="print where the data set lies, as JSON on stdout")
+
+
+def _add_bench(commands) -> None:
+    bench = commands.add_parser("bench", help="measure throughput and peak memory beside a baseline run in the same process")
+    bench.add_argument("what", choices=("train", "colorize", "tile", "onnx"), help="train: tuned step vs eager fp32; colorize: pipeline vs per-image loop; tile: a large image in tiles; "
+                       "onnx: onnxruntime vs PyTorch on synthetic 256x256 images")
+    bench.add_argument("--images", type=_positive_int, default=64, help="colorize, onnx: synthetic 256x256 JPEGs (default: 64)")
+    bench.add_argument("--batch-size", type=_positive_int, default=None, help="train: default 64; colorize, onnx: default 16")
+    bench.add_argument("--steps", type=_positive_int, default=10, help="train: timed steps (default: 10)")
+    bench.add_argument("--size", type=_positive_int, default=4096, help="tile: image side (default: 4096)")
+    bench.add_argument("--out-json", type=Path, default=None, metavar="F", help="also write the figures to this JSON file")
+    _common_arguments(bench)
+
+
+def _add_export(commands) -> None:
+    export = commands.add_parser(
+        "export", help="export a model to ONNX for onnxruntime (needs: pip install 'galcolor[onnx]')",
+        description="Write the network and its decode as one ONNX graph: normalised L (batch, 1, height, width) in, "
+        "ab (batch, 2, height, width) out, every axis but the channels dynamic. Height and width must be multiples of the "
+        "model's size_multiple (stored with the model config in the file's metadata); galcolor.inference.export.OnnxColorizer pads for you. "
+        "The graph is checked against PyTorch with onnxruntime before the file is written.",
+    )
+    export.add_argument("--onnx", type=Path, required=True, metavar="PATH", help="the .onnx file to write (replaced atomically)")
+    export.add_argument("--model", type=Path, default=None, help="a galcolor .safetensors checkpoint (default: the shipped model)")
+    export.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset to target (default: the exporter's own choice; older opsets are converted down where possible)")
+    export.add_argument("--temperature", type=_share, default=None,
+                        help="annealed-mean temperature baked into a classification model's graph (default: the checkpoint's)")
+    export.add_argument("-q", "--quiet", action="store_true", help="no summary, only errors")
+    export.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="galcolor", description="Colour grayscale galaxy images with deep convolutional networks.")
+    parser.add_argument("--version", action="version", version=f"galcolor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_demo, _add_colorize, _add_train, _add_evaluate, _add_calibrate, _add_fit_uncertainty, _add_serve, _add_data, _add_bench, _add_export):
+        add(commands)
+    return parser

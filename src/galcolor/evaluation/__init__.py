@@ -1,0 +1,5 @@
+"""Judging colour: pixel metrics (metrics), what colour means physically (science), the gray and lut
+baselines (baselines), reports over a split (evaluate) and their figures (figures).
+
+A new metric goes here. May import: inference, models, color, io, errors.
+"""

@@ -1,0 +1,5 @@
+"""Colouring with a trained model: tensors and tiles (predict), in-memory images (arrays), samples and
+uncertainty (diversity, expected_error), folder runs (pipeline), and ONNX export (export).
+
+May import: models, color, io, errors, version.
+"""

@@ -1,0 +1,211 @@
+"""Colourize L at full resolution: pad to what the network needs, predict ab, keep the user's L."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+
+import torch
+import torch.nn.functional as F
+
+from ..models.checkpoint import LoadedModel
+from ..errors import Stopped
+from ..color.lab import normalise_lightness, rgb_to_lab
+from ..models.caution import PooledFeatures, pooled_features
+from ..models.device import autocast
+from ..color.lightness import TABLE_BINS, apply_table, canonical_lightness, histogram, table_from_histogram
+
+TILE = 1024  # images with a side above this are coloured in overlapping tiles of this size
+
+
+def predict_ab(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) L in [0, 100] -> (B, 2, H, W) predicted ab, on the model's device, faded
+    towards grey where the image is unlike the training set (the model's caution) and scaled by
+    its saturation."""
+    with watching(model) as features:
+        ab = model.decode(network_output(model, lightness))
+    return ab * colour_factor(model, features).to(ab.device)
+
+
+@contextmanager
+def watching(model: LoadedModel):
+    """Collect the bottleneck features that caution needs while the network runs (None when off)."""
+    if not model.cautious:
+        yield None
+        return
+    with pooled_features(model.network) as features:
+        yield features
+
+
+def colour_factor(model: LoadedModel, features: PooledFeatures | None) -> torch.Tensor:
+    """(B, 1, 1, 1) multiplier of ab: caution's confidence ** strength, times the saturation."""
+    if features is None:
+        return torch.tensor(model.saturation).view(1, 1, 1, 1)
+    confidence = model.caution.confidence(features.mean()) ** model.caution_strength
+    return (confidence * model.saturation).view(-1, 1, 1, 1)
+
+
+def network_lightness(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) the user's L -> the L the network sees: canonical (stretch-free) where the model wants it."""
+    if model.config.input_lightness == "raw":
+        return lightness
+    return canonical_lightness(lightness, model.lightness_reference)
+
+
+def network_output(model: LoadedModel, lightness: torch.Tensor, *, prepared: bool = False) -> torch.Tensor:
+    """(B, 1, H, W) L in [0, 100] -> the raw network output at (H, W): normalised ab or bin logits.
+
+    prepared: L is already what the network sees (network_lightness of the whole image, for tiles)."""
+    if not prepared:
+        lightness = network_lightness(model, lightness)
+    device = next(model.network.parameters()).device
+    multiple = model.config.size_multiple
+    height, width = lightness.shape[-2:]
+    pad_bottom, pad_right = (-height) % multiple, (-width) % multiple
+    # Zero padding is black sky, what surrounds a galaxy anyway.
+    x = F.pad(normalise_lightness(lightness.to(device, torch.float32)), (0, pad_right, 0, pad_bottom))  # float64 would break autocast
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), autocast(device):
+        output = model.network(x)
+    return output[..., :height, :width].float()
+
+
+def colorize_tensor(model: LoadedModel, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, H, W) sRGB in [0, 1] (grey or colour) -> (predicted Lab, input Lab), both (B, 3, H, W).
+
+    The prediction keeps the input's own L exactly; only a and b come from the network.
+    """
+    device = next(model.network.parameters()).device
+    with torch.inference_mode():
+        input_lab = rgb_to_lab(rgb.to(device))
+        ab = predict_ab(model, input_lab[:, :1])
+        return torch.cat([input_lab[:, :1], ab], dim=1), input_lab
+
+
+def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TILE, overlap: int = 64) -> torch.Tensor:
+    """Like predict_ab for one image of any size, in overlapping tiles blended with linear ramps.
+
+    Weights fall to near zero at a tile's inner edges, so neighbouring tiles hand over smoothly and
+    no seam shows. Besides the image and its result, memory holds one row of tiles. Returns
+    (1, 2, H, W) ab on the CPU.
+    """
+    _, _, height, width = lightness.shape
+    if height <= tile and width <= tile:
+        return predict_ab(model, lightness).cpu()
+    lightness = network_lightness(model, lightness)  # one mapping for the whole image, so tiles agree
+    ab = torch.empty((1, 2, height, width))
+    with watching(model) as features:  # one caution verdict for the whole image: its features pooled over all tiles
+        for top, band in _blended_bands(model, lambda top, bottom: lightness[:, :, top:bottom], height, width, tile, overlap):
+            ab[:, :, top : top + band.shape[2]] = band
+    return ab.mul_(colour_factor(model, features))
+
+
+def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, tile: int, overlap: int,
+                   stop: threading.Event | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """(top, (1, 2, rows, W) ab) of consecutive row bands, top to bottom, each as soon as no later
+    tile reaches it, so only one row of tiles is ever accumulated. `network_rows(top, bottom)` gives
+    the L the network sees, (1, 1, bottom - top, W). Not yet multiplied by colour_factor, which
+    waits for every tile's features: the caller watches the model around the whole loop.
+    Raises Stopped before the next tile once `stop` is set.
+
+    Every pixel receives its tiles' weighted sums in the same order as a whole-image accumulator
+    would, so the bands are exactly that accumulator's rows."""
+    step = tile - overlap
+    rows, columns = _tile_starts(height, tile, step), _tile_starts(width, tile, step)
+    base, total, weight_sum = 0, torch.zeros((1, 2, 0, width)), torch.zeros((1, 1, 0, width))
+    for index, top in enumerate(rows):
+        bottom = min(top + tile, height)
+        if bottom - base > total.shape[2]:  # extend the accumulator down to this row of tiles' bottom
+            total = torch.cat([total, torch.zeros((1, 2, bottom - base - total.shape[2], width))], dim=2)
+            weight_sum = torch.cat([weight_sum, torch.zeros((1, 1, bottom - base - weight_sum.shape[2], width))], dim=2)
+        lightness = network_rows(top, bottom)
+        ramp_y = _ramp(bottom - top, overlap, top > 0, bottom < height)[:, None]
+        for left in columns:
+            if stop is not None and stop.is_set():
+                raise Stopped("interrupted")
+            right = min(left + tile, width)
+            ab = model.decode(network_output(model, lightness[:, :, :, left:right], prepared=True)).cpu()
+            weight = ramp_y * _ramp(right - left, overlap, left > 0, right < width)[None, :]
+            total[:, :, top - base : bottom - base, left:right] += ab * weight
+            weight_sum[:, :, top - base : bottom - base, left:right] += weight
+        final = rows[index + 1] if index + 1 < len(rows) else height  # later tiles start here
+        yield base, total[:, :, : final - base] / weight_sum[:, :, : final - base]
+        total, weight_sum, base = total[:, :, final - base :].clone(), weight_sum[:, :, final - base :].clone(), final
+
+
+def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int = TILE, overlap: int = 64,
+              band: int = 128, stop: threading.Event | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Colour an image read row band by row band, for images too large to hold as floats.
+
+    `rgb_rows(top, bottom)` gives float32 sRGB (bottom - top, W, 3) in [0, 1]. Yields (top,
+    (1, 3, rows, W) Lab) for consecutive row bands: the input's own L and the ab that
+    predict_ab_tiled gives for the whole image, within float16 rounding (0.03 ab) when the
+    model's caution must first see every tile. (A band's sRGB -> Lab may round a few pixels'
+    L one float32 step away from the whole image's: vectorised pow treats a row's tail apart.)
+    Canonical lightness uses one table for the whole image, from histograms summed band by band.
+    Setting `stop` (another thread's Ctrl-C) ends it with Stopped before the next tile.
+    """
+
+    def user_lightness(top: int, bottom: int) -> torch.Tensor:
+        # A few rows at a time: rgb_to_lab's float temporaries are several times the band.
+        parts = []
+        for start in range(top, bottom, band):
+            rgb = torch.from_numpy(np.ascontiguousarray(rgb_rows(start, min(start + band, bottom)))).permute(2, 0, 1)[None]
+            with torch.inference_mode():
+                parts.append(rgb_to_lab(rgb)[:, :1])
+        return torch.cat(parts, dim=2)
+
+    table = None
+    if model.config.input_lightness != "raw":
+        counts = torch.zeros(TABLE_BINS, dtype=torch.float64)
+        for start in range(0, height, 8 * band):
+            counts += histogram(user_lightness(start, min(start + 8 * band, height)))
+        table = table_from_histogram(counts, model.lightness_reference)
+    cached: dict[str, object] = {}
+
+    def network_rows(top: int, bottom: int) -> torch.Tensor:
+        lightness = user_lightness(top, bottom)
+        cached["top"], cached["lightness"] = top, lightness  # the caller's L for the rows about to be final
+        return lightness if table is None else apply_table(lightness, table)
+
+    if not model.cautious:  # the colour factor is known before any tile runs
+        factor = colour_factor(model, None)
+        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop):
+            offset = top - cached["top"]
+            for start in range(0, ab.shape[2], band):  # a few rows at a time: the consumer's temporaries stay small
+                rows = slice(start, min(start + band, ab.shape[2]))
+                lightness = cached["lightness"][:, :, offset + rows.start : offset + rows.stop]
+                yield top + start, torch.cat([lightness, ab[:, :, rows] * factor], dim=1)
+        return
+    # Caution needs every tile's features before any colour is final: hold ab meanwhile as float16
+    # (half of float32; its rounding, at most 0.03 ab, is far below a visible difference).
+    held = torch.empty((1, 2, height, width), dtype=torch.float16)
+    with watching(model) as features:
+        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop):
+            held[:, :, top : top + ab.shape[2]] = ab
+    factor = colour_factor(model, features)
+    for top in range(0, height, band):
+        bottom = min(top + band, height)
+        yield top, torch.cat([user_lightness(top, bottom), held[:, :, top:bottom].float() * factor], dim=1)
+
+
+def _tile_starts(length: int, tile: int, step: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def _ramp(length: int, overlap: int, fade_in: bool, fade_out: bool) -> torch.Tensor:
+    """1 inside, rising linearly over `overlap` pixels at edges that border another tile."""
+    ramp = torch.ones(length)
+    rise = torch.linspace(1.0 / (overlap + 1), 1.0, overlap) if overlap else torch.ones(0)
+    n = min(overlap, length)
+    if fade_in and n:
+        ramp[:n] = torch.minimum(ramp[:n], rise[:n])
+    if fade_out and n:
+        ramp[-n:] = torch.minimum(ramp[-n:], rise[:n].flip(0))
+    return ramp

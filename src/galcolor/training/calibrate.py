@@ -1,0 +1,73 @@
+"""Fit a model's caution: where its training survey ends and other images begin (see caution.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..models.caution import FAR_PERCENTILE, Caution, pooled_features
+from ..models.checkpoint import SATURATION_KEY, LoadedModel, save_model
+from ..color.lab import rgb_to_lab
+from .data import load_split
+from ..errors import GalcolorError, InputError
+from ..inference.predict import network_output
+from ..io.paths import find_inputs
+from ..io.decode import read_image
+
+
+def features_of(model: LoadedModel, images: Iterable[np.ndarray], progress: bool = False, desc: str = "features") -> torch.Tensor:
+    """(N, C) pooled bottleneck features of (H, W, 3) float RGB images in [0, 1], each seen whole."""
+    rows = []
+    for rgb in tqdm(list(images), desc=desc, unit="img", disable=not progress, leave=False):
+        tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+        with torch.inference_mode(), pooled_features(model.network) as features:
+            network_output(model, rgb_to_lab(tensor)[:, :1])
+        rows.append(features.mean()[0])
+    return torch.stack(rows)
+
+
+def calibrate(
+    model: LoadedModel,
+    data_dir: Path,
+    other_dirs: list[Path],
+    val_fraction: float = 0.15,
+    far_percentile: float = FAR_PERCENTILE,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Caution:
+    """Caution for `model`: a Gaussian over the features of data_dir's train split (what it was
+    trained on), full colour within its val split's spread, none as far out as `other_dirs`' images."""
+    train = load_split(Path(data_dir), "train", val_fraction, progress=progress)
+    val = load_split(Path(data_dir), "val", val_fraction, progress=progress)
+    others = []
+    found, _ = find_inputs([Path(d) for d in other_dirs])
+    for path, _relative in found:
+        try:
+            others.append(read_image(path).rgb)
+        except InputError as err:
+            log(f"skipped {err}")
+    if len(others) < 5:
+        raise GalcolorError(f"{', '.join(map(str, other_dirs))}: need at least 5 readable images unlike the training survey, found {len(others)}")
+    as_float = lambda dataset: (image.permute(1, 2, 0).numpy() / np.float32(255.0) for image in dataset.images)  # noqa: E731
+    try:
+        return Caution.fit(
+            features_of(model, as_float(train), progress, "train features"),
+            features_of(model, as_float(val), progress, "val features"),
+            features_of(model, others, progress, "other features"),
+            far_percentile,
+        )
+    except ValueError as err:
+        raise GalcolorError(f"{model.source}: cannot calibrate caution: {err}") from None
+
+
+def save_calibrated(model: LoadedModel, caution: Caution, out: Path, sources: dict, default_saturation: float | None = None) -> None:
+    """Write `model` with its caution, and with a new default saturation where one is given."""
+    metadata = {**model.metadata, "caution_calibration": {**sources, "limits": [float(x) for x in caution.limits]}}
+    if default_saturation is not None:
+        metadata[SATURATION_KEY] = float(default_saturation)
+    save_model(dataclasses.replace(model, metadata=metadata, caution=caution), out)

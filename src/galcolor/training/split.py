@@ -1,0 +1,50 @@
+"""The deterministic train/val split by a hash of each image's relative path, and the in-memory set of images."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import torch
+
+SPLITS = ("train", "val", "all")
+
+_SPIRAL_FOLDERS = {"spirals", "spiral"}
+
+_NON_SPIRAL_FOLDERS = {"non_spirals", "non-spirals", "nonspirals", "non_spiral", "ellipticals"}
+
+
+def split_of(relative: PurePosixPath, val_fraction: float) -> str:
+    """'val' or 'train', decided by a hash of the path relative to the data folder.
+
+    Stable across machines, listing order and dataset growth: adding images never moves an old one.
+    """
+    return "val" if _hash_fraction(relative) < val_fraction else "train"
+
+
+def _hash_fraction(relative: PurePosixPath) -> float:
+    digest = hashlib.sha256(str(relative).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def label_of(relative: PurePosixPath) -> int | None:
+    """1 for a spiral, 0 for a non-spiral, None when the folder names don't say."""
+    parts = {p.lower() for p in relative.parts[:-1]}
+    if parts & _SPIRAL_FOLDERS:
+        return 1
+    if parts & _NON_SPIRAL_FOLDERS:
+        return 0
+    return None
+
+
+@dataclass
+class GalaxySet:
+    images: list[torch.Tensor]  # each (3, H, W) uint8 sRGB
+    labels: list[int | None]
+    relatives: list[PurePosixPath]
+    skipped: list[str]  # one line per unusable file
+    sampling_weights: list[float] | None = None  # per image; None: every image once per epoch
+
+    def __len__(self) -> int:
+        return len(self.images)

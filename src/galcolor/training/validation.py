@@ -1,0 +1,39 @@
+"""Validation metrics over a held-out split, each image coloured whole at its own size."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..color.lab import lab_array_to_rgb8, normalise_ab
+from ..evaluation.metrics import MetricAccumulator
+from ..inference.predict import colorize_tensor
+from ..models.checkpoint import LoadedModel
+from .losses import weighted_ab_loss
+from .split import GalaxySet
+
+
+def validate(model: LoadedModel, dataset: GalaxySet, batch_size: int, sky_weight: float) -> dict[str, float]:
+    """Metrics of design.md over a split, each image coloured whole at its own size."""
+    accumulator = MetricAccumulator()
+    losses = []
+    model.network.eval()
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(dataset.images):
+        by_size.setdefault(tuple(image.shape), []).append(index)
+    for indices in by_size.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            rgb8 = torch.stack([dataset.images[i] for i in chunk])
+            pred_lab, true_lab = colorize_tensor(model, rgb8.float() / 255.0)
+            losses.append(
+                weighted_ab_loss(normalise_ab(pred_lab[:, 1:]), normalise_ab(true_lab[:, 1:]), true_lab[:, :1], sky_weight).item()
+            )
+            for j, i in enumerate(chunk):
+                pred = pred_lab[j].permute(1, 2, 0).cpu().numpy()
+                true = true_lab[j].permute(1, 2, 0).cpu().numpy()
+                truth_rgb8 = dataset.images[i].permute(1, 2, 0).numpy()
+                accumulator.add(true, pred, truth_rgb8, lab_array_to_rgb8(pred), dataset.labels[i])
+    summary = accumulator.summary()
+    summary["val_loss"] = float(np.mean(losses))
+    return summary

@@ -1,0 +1,333 @@
+"""The web app: its colour function called directly, and a real headless Chromium driving the page.
+
+The browser test needs Debian's chromium (/usr/bin/chromium, `apt-get install chromium`) and the
+`playwright` Python package; it never downloads a browser. It skips with the reason when either is missing,
+or fails instead when GALCOLOR_REQUIRE_BROWSER=1 (CI sets it, so the test cannot silently stop running).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REQUIRE_BROWSER = os.environ.get("GALCOLOR_REQUIRE_BROWSER") == "1"
+
+
+def _skip_or_fail(reason: str) -> None:
+    if REQUIRE_BROWSER:
+        pytest.fail(f"{reason} (GALCOLOR_REQUIRE_BROWSER=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    import gradio as gr
+except ImportError:
+    _skip_or_fail("the web app needs gradio: pip install 'galcolor[web]'")
+
+from galcolor.app import web  # noqa: E402  (after the skip: web imports gradio)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-proxy-server",
+]
+TIMEOUT_MS = 90_000  # the machine may be busy training; a tiny model colours a 424 px galaxy in well under a second
+
+
+@pytest.fixture(scope="module")
+def galaxy_jpeg(sdss_dir: Path) -> Path:
+    return sorted((sdss_dir / "spirals").glob("*.jpg"))[0]
+
+
+@pytest.fixture
+def colorizer(tiny_model_path: Path, tmp_path: Path) -> web.Colorizer:
+    return web.Colorizer(web.model_choices(tiny_model_path), output_root=tmp_path / "results")
+
+
+def _chroma(rgb8: np.ndarray) -> float:
+    """Mean ab length over the galaxy (true L > 15) of an 8-bit colouring."""
+    from galcolor.color.lab import rgb_array_to_lab
+
+    lab = rgb_array_to_lab(rgb8[..., :3] / 255.0)
+    return float(np.linalg.norm(lab[..., 1:], axis=2)[lab[..., 0] > 15].mean())
+
+
+def _message(err: pytest.ExceptionInfo) -> str:
+    return err.value.message
+
+
+def test_grey_upload_gives_a_colour_png_of_the_same_size(colorizer, galaxy_jpeg: Path, tmp_path: Path) -> None:
+    with Image.open(galaxy_jpeg) as im:
+        grey_upload = tmp_path / "galaxy grey.png"
+        im.convert("L").save(grey_upload)
+        width, height = im.size
+
+    grey_path, colour_path, download_path, uncertainty_map, status = colorizer(str(grey_upload), "launch")
+    grey = np.asarray(Image.open(grey_path))
+    assert uncertainty_map is None and "has none" in status  # the tiny model regresses, with no error head
+
+    assert grey.shape == (height, width, 3) and grey.dtype == np.uint8
+    assert colour_path == download_path
+    png = Path(download_path)
+    assert png.name == "galaxy grey.colorized.png"
+    assert png.is_relative_to(tmp_path / "results")  # written only under the app's temp folder
+    with Image.open(png) as result:
+        assert result.format == "PNG" and result.mode == "RGB" and result.size == (width, height)
+        colour = np.asarray(result)
+    assert np.abs(colour.astype(int) - grey.astype(int)).max() > 0  # it was coloured, not copied
+    assert "galaxy grey\\.png" in status and f"{width}×{height}" in status  # Markdown-escaped name
+
+
+def test_a_fits_upload_is_coloured(colorizer, tmp_path: Path) -> None:
+    from astropy.io import fits
+
+    yy, xx = np.mgrid[:40, :60]
+    sky = np.exp(-((xx - 30.0) ** 2 + (yy - 20.0) ** 2) / 50.0).astype(np.float32) * 1000 + 10
+    path = tmp_path / "frame.fits"
+    fits.PrimaryHDU(sky).writeto(path)
+
+    grey_path, colour_path, _, _, _ = colorizer(str(path), "launch")
+    grey = np.asarray(Image.open(grey_path))
+
+    assert grey.shape == (40, 60, 3)
+    with Image.open(colour_path) as result:
+        assert result.size == (60, 40)
+
+
+def test_a_text_file_named_png_gives_a_one_line_error_naming_the_file(colorizer, tmp_path: Path) -> None:
+    bad = tmp_path / "notes.png"
+    bad.write_text("these are my observing notes, not an image\n" * 20)
+
+    with pytest.raises(gr.Error) as err:
+        colorizer(str(bad), "launch")
+
+    message = _message(err)
+    assert message.startswith("notes.png: ") and "not a readable image" in message
+    assert "\n" not in message and str(tmp_path) not in message  # the temp path means nothing to the user
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.png"))
+
+
+def _refusal(galaxy_jpeg: Path, colorizer: web.Colorizer) -> str:
+    with pytest.raises(gr.Error) as err:
+        colorizer(str(galaxy_jpeg), "launch")
+    message = _message(err)
+    assert message.startswith(f"{galaxy_jpeg.name}: ") and "\n" not in message
+    return message
+
+
+def test_an_upload_over_the_limit_is_refused_with_a_clear_message(tiny_model_path: Path, galaxy_jpeg: Path, tmp_path: Path) -> None:
+    message = _refusal(galaxy_jpeg, web.Colorizer(web.model_choices(tiny_model_path), max_upload_bytes=1_000, output_root=tmp_path))
+    assert "file is " in message and "over this server's upload limit of 0.001 MB" in message
+    # Gradio refuses it even earlier, at upload, with the same limit.
+    assert web.launch_options("127.0.0.1", 7860, 1_000)["max_file_size"] == 1_000
+
+
+def test_an_image_over_the_pixel_limit_names_the_servers_limit_not_a_cli_flag(tiny_model_path: Path, galaxy_jpeg: Path, tmp_path: Path) -> None:
+    message = _refusal(galaxy_jpeg, web.Colorizer(web.model_choices(tiny_model_path), max_pixels=1_000, output_root=tmp_path))
+    assert "image is 256×256" in message and "this server's limit" in message and "--max-pixels" not in message
+
+
+def test_no_upload_and_an_unknown_model_are_refused(colorizer, galaxy_jpeg: Path) -> None:
+    with pytest.raises(gr.Error, match="Choose an image file first"):
+        colorizer(None, "launch")
+    with pytest.raises(gr.Error, match="unknown model 'elsewhere'"):
+        colorizer(str(galaxy_jpeg), "elsewhere")  # the dropdown's keys are the only models the client can pick
+
+
+def test_build_app_refuses_a_missing_model_and_defaults_are_local(tmp_path: Path) -> None:
+    from galcolor.errors import GalcolorError
+
+    with pytest.raises(GalcolorError, match="no such model file"):
+        web.build_app(tmp_path / "missing.safetensors")
+    options = web.launch_options(web.DEFAULT_HOST, 7860, 50_000_000)
+    assert options["server_name"] == "127.0.0.1" and options["share"] is False and options["ssr_mode"] is False
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+
+
+# ---- the real browser ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_taken_port_is_a_one_line_error_that_names_the_flag(tiny_model_path: Path) -> None:
+    from galcolor.errors import GalcolorError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(GalcolorError) as err:
+            web.start("127.0.0.1", port, tiny_model_path, quiet=True)
+    message = str(err.value)
+    assert "\n" not in message and f"127.0.0.1:{port}" in message and "--port" in message and "GRADIO_SERVER_PORT" not in message
+
+
+def _fetch_png(base: str, src: str) -> np.ndarray:
+    url = urllib.parse.urljoin(base, src)
+    assert urllib.parse.urlsplit(url).hostname == "127.0.0.1", url
+    with urllib.request.urlopen(url, timeout=30) as response:
+        data = response.read()
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _record_outside_connections(monkeypatch) -> list:
+    """Every connect() or name lookup in this process that is not for the loopback address."""
+    seen: list = []
+    local = {"127.0.0.1", "::1", "localhost"}
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def connect(sock, address):
+        if isinstance(address, tuple) and address[0] not in local:
+            seen.append(address)
+        return real_connect(sock, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host not in local and host is not None:
+            seen.append(host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return seen
+
+
+@pytest.fixture(scope="session")
+def sync_api():
+    """Playwright's sync API, once Debian's Chromium is known to be there (checked before any model is trained)."""
+    if not CHROMIUM.exists():
+        _skip_or_fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (the test never downloads a browser)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _skip_or_fail("needs Playwright for Python: pip install playwright")
+    return sync_api
+
+
+@pytest.mark.browser
+def test_browser_uploads_a_galaxy_and_gets_it_coloured(
+    sync_api, tiny_model_path: Path, galaxy_jpeg: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # uploads and results stay in tmp_path
+    server_side = _record_outside_connections(monkeypatch)
+    port = _free_port()
+    demo = web.start("127.0.0.1", port, tiny_model_path, max_upload_mb=5, quiet=True)
+    base = f"http://127.0.0.1:{port}/"
+    outside: list[str] = []
+
+    def local_only(route) -> None:
+        host = urllib.parse.urlsplit(route.request.url).hostname
+        if host == "127.0.0.1":
+            route.continue_()
+        else:  # the page must not reach the internet (CDN fonts, scripts, telemetry)
+            outside.append(route.request.url)
+            route.abort()
+
+    with Image.open(galaxy_jpeg) as im:
+        width, height = im.size
+    screenshot = tmp_path / "galcolor-web.png"
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                page.route("**/*", local_only)
+                page.goto(base, wait_until="networkidle", timeout=TIMEOUT_MS)
+                page.locator("#galcolor-upload input[type=file]").set_input_files(str(galaxy_jpeg))
+
+                link = page.locator("#galcolor-download a[href]").first
+                link.wait_for(state="attached", timeout=TIMEOUT_MS)
+                grey_img = page.locator("#galcolor-grey img").first
+                colour_img = page.locator("#galcolor-colour img").first
+                grey_img.wait_for(timeout=TIMEOUT_MS)
+                colour_img.wait_for(timeout=TIMEOUT_MS)
+                page.get_by_text("coloured by").wait_for(timeout=TIMEOUT_MS)
+                page.screenshot(path=str(screenshot), full_page=True)
+                print(f"\nscreenshot of the coloured galaxy: {screenshot}")
+
+                downloaded = _fetch_png(base, link.get_attribute("href"))
+                shown = _fetch_png(base, colour_img.get_attribute("src"))
+                grey = _fetch_png(base, grey_img.get_attribute("src"))
+                download_name = link.get_attribute("download")  # the name the browser saves it under
+
+                # The style control re-colours the same upload: muted is half the colour of the default.
+                first_src = colour_img.get_attribute("src")
+                page.get_by_label("Muted: for paler surveys such as DECaLS or GAMA").check()
+                page.wait_for_function(
+                    "([selector, before]) => { const img = document.querySelector(selector); return img && img.src !== before; }",
+                    arg=["#galcolor-colour img", first_src], timeout=TIMEOUT_MS,
+                )
+                muted = _fetch_png(base, page.locator("#galcolor-colour img").first.get_attribute("src"))
+
+                # A bad file in the same page: the user sees the one-line reason, naming their file.
+                bad = tmp_path / "notes.png"
+                bad.write_text("not an image\n")
+                page.reload(wait_until="networkidle", timeout=TIMEOUT_MS)
+                page.locator("#galcolor-upload input[type=file]").set_input_files(str(bad))
+                page.get_by_text("notes.png: not a readable image").first.wait_for(timeout=TIMEOUT_MS)
+                assert page.get_by_text("Traceback").count() == 0
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+
+    assert download_name == f"{galaxy_jpeg.stem}.colorized.png"
+    assert _chroma(muted) < 0.8 * _chroma(shown)
+    assert downloaded.shape == (height, width, 3) and grey.shape == (height, width, 3)
+    assert np.array_equal(downloaded, shown)  # the download is the image on the page
+    assert np.abs(downloaded.astype(int) - grey.astype(int)).mean() > 0.5  # coloured, not the grey input
+    assert np.ptp(grey.astype(int), axis=2).max() <= 1  # the left panel really is grey
+    assert not outside, f"the page tried to reach the internet: {outside[:5]}"
+    assert not server_side, f"the server tried to reach the internet: {server_side[:5]}"
+    assert screenshot.stat().st_size > 10_000
+    # Gradio's multipart parser leaves one empty temp file per upload; nothing with content stays.
+    left = [p for p in (tmp_path / "gradio").rglob("*") if p.is_file() and p.stat().st_size > 0]
+    assert not left, f"uploads and results should be deleted when the server closes: {left[:5]}"
+
+
+def test_a_classification_model_shows_its_uncertainty_and_obeys_the_temperature(tiny_classifier_path, galaxy_jpeg, tmp_path):
+    classifier = web.Colorizer(web.model_choices(tiny_classifier_path), output_root=tmp_path / "results")
+    with Image.open(galaxy_jpeg) as image:
+        width, height = image.size
+    _, vivid_path, _, uncertainty_map, status = classifier(str(galaxy_jpeg), "launch", 0.05)
+    _, mean_path, _, _, _ = classifier(str(galaxy_jpeg), "launch", 1.0)
+    assert uncertainty_map is not None and np.asarray(Image.open(uncertainty_map)).shape == (height, width, 3)
+    assert "spread of its colour distribution, from 0 (dark) to 40 ab" in status  # how to read the map
+    with Image.open(vivid_path) as vivid, Image.open(mean_path) as mean:
+        assert not np.array_equal(np.asarray(vivid), np.asarray(mean))
+
+
+def test_the_shipped_model_shows_its_expected_error_beside_the_colour(galaxy_jpeg, tmp_path):
+    shipped = web.Colorizer(web.model_choices(None), output_root=tmp_path / "results")
+    with Image.open(galaxy_jpeg) as image:
+        width, height = image.size
+    _, colour_path, _, uncertainty_map, status = shipped(str(galaxy_jpeg), web.SHIPPED_KEY)
+    assert uncertainty_map is not None, status  # the shipped regression model carries an error head
+    shown = np.asarray(Image.open(uncertainty_map))
+    assert shown.shape == (height, width, 3) and shown.std() > 0  # a map, not a flat placeholder
+    assert "No uncertainty map" not in status
+    assert "expected error of its colour, from 0 (dark) to 20 ab" in status  # not a classifier's spread, nor its scale
+
+
+def test_the_style_control_sets_how_strong_and_how_cautious_the_colour_is(galaxy_jpeg, tmp_path):
+    shipped = web.Colorizer(web.model_choices(None), output_root=tmp_path / "results")
+    chroma = {}
+    for style in ("auto", "sdss", "muted"):
+        _, colour_path, _, _, _ = shipped(str(galaxy_jpeg), web.SHIPPED_KEY, 0.0, style)
+        chroma[style] = _chroma(np.asarray(Image.open(colour_path).convert("RGB")))
+    # The shipped default is 60 % of SDSS strength, muted 50 %: the galaxy's colour follows.
+    assert chroma["muted"] < chroma["auto"] < 0.8 * chroma["sdss"]
+    with pytest.raises(gr.Error, match="unknown colour style 'loud'"):
+        shipped(str(galaxy_jpeg), web.SHIPPED_KEY, 0.0, "loud")
