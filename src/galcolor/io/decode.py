@@ -350,12 +350,15 @@ def _asinh_lightness(path: Path, rows, height: int, width: int) -> np.ndarray:
     out = np.zeros((height, width), dtype=np.float32)
     if top > 0 and np.isfinite(top):  # a constant image stays black instead of dividing by 0
         stretch = AsinhStretch(a=_ASINH_A) + ManualInterval(0.0, top)
+        # astropy 8 maps the top of the interval to 0.99999994 in float32, not 1: rescale so the
+        # brightest pixels are white whatever astropy's rounding.
+        white = float(stretch(np.array([top], np.float32), clip=True)[0])
         for start in range(0, height, _FITS_BAND):
             band = rows(start, start + _FITS_BAND)
             finite = np.isfinite(band)
             stretched = out[start : start + _FITS_BAND]
             with np.errstate(over="ignore", invalid="ignore"):
-                stretched[finite] = stretch(band[finite] - sky, clip=True)
+                stretched[finite] = stretch(band[finite] - sky, clip=True) / np.float32(white)
             np.clip(np.nan_to_num(stretched, copy=False, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0, out=stretched)
     return out
 
