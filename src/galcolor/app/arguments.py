@@ -8,6 +8,7 @@ from pathlib import Path
 from ..color.style import MAX_SATURATION, MUTED_SATURATION, STYLES
 from ..inference.predict import TILE
 from ..io.atomic import FOLDER_PNG_LEVEL
+from ..io.composite import DEFAULT_Q, NOISE_FLOOR, REFERENCE_LEVEL, REFERENCE_PERCENTILE
 from ..io.decode import DEFAULT_MAX_PIXELS, FITS_STRETCH_HELP
 from ..models.config import ModelConfig
 from ..models.device import DEVICE_CHOICES
@@ -281,10 +282,32 @@ def _add_export(commands) -> None:
     export.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
+def _add_composite(commands) -> None:
+    composite = commands.add_parser(
+        "composite", help="make a colour image from band FITS images (Lupton et al. 2004's asinh stretch)",
+        description="Builds an 8-bit colour PNG from 2 or more single-band FITS images of one pixel grid with astropy's make_lupton_rgb: "
+        "a truth to compare colourings against, or a training image. Give the bands bluest first: with 3 bands the reddest goes to R, "
+        "the middle to G, the bluest to B (g r i -> B G R); 2 bands: G is their mean; more than 3: three contiguous groups, any larger "
+        "group at the red end, each channel its group's mean (g r i z y -> B=g, G=(r+i)/2, R=(z+y)/2). Each band's sky (a 3-sigma-clipped "
+        "median) is subtracted and NaN/Inf pixels are set to it. The PNG is flipped so it appears as DS9 shows the frame (row 1 at the bottom).",
+    )
+    composite.add_argument("bands", nargs="+", type=Path, metavar="BAND", help="single-band FITS images (also .fits.gz, .fz), bluest first")
+    composite.add_argument("-o", "--out", type=Path, required=True, metavar="OUT.png", help="the PNG to write (replaced atomically)")
+    composite.add_argument("--stretch", type=_positive_float, default=None,
+                           help=f"Lupton linear stretch in data units (default: per image, so that about {100 - REFERENCE_PERCENTILE:g}%% of the "
+                                f"galaxy's pixels pass {REFERENCE_LEVEL * 100:.0f}%% of white, and at least {NOISE_FLOOR:g} sky sigmas); "
+                                "give one to render several images alike")
+    composite.add_argument("--q", type=_positive_float, default=DEFAULT_Q, dest="Q", help=f"asinh softening Q (default: {DEFAULT_Q:g})")
+    composite.add_argument("--scales", type=_positive_float, nargs="+", default=None, metavar="S",
+                           help="multiply each sky-subtracted band by S to balance its colour (one per band; default: 1)")
+    composite.add_argument("-q", "--quiet", action="store_true", help="no summary, only errors")
+    composite.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="galcolor", description="Colour grayscale galaxy images with deep convolutional networks.")
     parser.add_argument("--version", action="version", version=f"galcolor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_colorize, _add_train, _add_evaluate, _add_calibrate, _add_fit_uncertainty, _add_serve, _add_data, _add_bench, _add_export):
+    for add in (_add_demo, _add_colorize, _add_train, _add_evaluate, _add_calibrate, _add_fit_uncertainty, _add_serve, _add_data, _add_bench, _add_export, _add_composite):
         add(commands)
     return parser

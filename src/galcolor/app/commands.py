@@ -326,5 +326,18 @@ def _json_safe(value):
     return value
 
 
+def _composite(args) -> int:
+    from ..io.composite import band_channels, write_composite
+
+    rgb = write_composite(args.bands, args.out, stretch=args.stretch, Q=args.Q, scales=args.scales)
+    names = [Path(band).name for band in args.bands]
+    channels = {colour: [names[i] for i in indices] for colour, indices in zip("RGB", band_channels(len(names)))}
+    if args.json:
+        print(json.dumps({"out": str(args.out), "width": rgb.shape[1], "height": rgb.shape[0], "channels": channels}))
+    _say(args, f"wrote {args.out} ({rgb.shape[1]}x{rgb.shape[0]}): " + ", ".join(f"{c}={'+'.join(n)}" for c, n in channels.items()))
+    return EXIT_OK
+
+
 COMMANDS = {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "calibrate": _calibrate,
-            "fit-uncertainty": _fit_uncertainty, "bench": _bench, "serve": _serve, "data": _data, "export": _export}
+            "fit-uncertainty": _fit_uncertainty, "bench": _bench, "serve": _serve, "data": _data, "export": _export,
+            "composite": _composite}
