@@ -149,6 +149,9 @@ def _add_train(commands) -> None:
                        help="folder of colour images (searched recursively), or a Galaxy10-style .h5 file; several for several surveys")
     train.add_argument("--folder-weights", type=_non_negative_float, nargs="+", default=None, metavar="W",
                        help="with several DATA_DIRs: each one's share of a training epoch (default: equal shares)")
+    train.add_argument("--surveys", nargs="+", default=None, metavar="NAME",
+                       help="the survey each DATA_DIR holds, one name per folder (default: each folder's name); folders may share a name. "
+                            "Validation reports every metric per survey")
     train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder: checkpoints, config.json, log.csv")
     train.add_argument("--model", dest="arch", choices=("seed", "unet"), default=model_defaults.arch, help="architecture (default: unet)")
     train.add_argument("--width", type=_positive_int, default=model_defaults.base_width, help=f"U-Net base width (default: {model_defaults.base_width})")

@@ -137,6 +137,7 @@ def _train(args) -> int:
         sky_weight=args.sky_weight, ab_loss=args.ab_loss, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
         num_threads=args.threads, rebalance_mix=args.rebalance_mix, adversarial_weight=args.adversarial_weight, init_from=str(args.init_from.resolve()) if args.init_from else None,
         augment=args.augment, folder_weights=tuple(args.folder_weights) if args.folder_weights else None,
+        survey_names=tuple(args.surveys) if args.surveys else None,
     )
     result = train(
         args.data_dir, args.out, model_config, train_config, resume=args.resume, device=args.device,

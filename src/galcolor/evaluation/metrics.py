@@ -25,6 +25,7 @@ and is left out of those averages (it still counts in ``n_images`` and ``n_witho
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import rankdata
@@ -226,6 +227,14 @@ class MetricAccumulator:
 
     def __len__(self) -> int:
         return len(self.per_image)
+
+    def subset(self, indices: Sequence[int]) -> "MetricAccumulator":
+        """The images added at `indices` (0 = the first added) as an accumulator of their own,
+        without scoring them again: e.g. one survey's share of a validation split."""
+        part = MetricAccumulator()
+        part.per_image = [self.per_image[i] for i in indices]
+        part.labels = [self.labels[i] for i in indices]
+        return part
 
     def _column(self, key: str) -> list[float]:
         return [m[key] for m in self.per_image]

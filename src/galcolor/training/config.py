@@ -39,6 +39,10 @@ class TrainConfig:
     num_threads: int | None = None
     folder_weights: tuple[float, ...] | None = None
     """With several data folders: each folder's share of a training epoch (default: equal shares)."""
+    survey_names: tuple[str, ...] | None = None
+    """The survey each data folder holds, one name per folder (default: each folder's own name);
+    folders may share a name (sdss-gz2 and sdss-more are both SDSS). Validation reports every
+    metric per survey, and a survey-conditioned model learns one style per name."""
     augment: str = "instrument"
     """'instrument': imitate other telescopes and renderings (stretch, gain and clipping, sky, noise,
     PSF, resolution, scale, JPEG; see augment.py); 'none': rotations, flips and crops only."""

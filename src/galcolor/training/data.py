@@ -21,9 +21,11 @@ def load_split(
     max_images: int | None = None,
     progress: bool = True,
     report_dir: Path | None = None,
+    survey: str | None = None,
 ) -> GalaxySet:
     """Decode the colour images of one split into memory (uint8: 1,400 SDSS cutouts take 275 MB).
-    `report_dir`, when inside data_dir, is left out: its figures are not galaxies."""
+    `report_dir`, when inside data_dir, is left out: its figures are not galaxies. Every image is
+    labelled with `survey`, by default the folder's (or HDF5 file's) name."""
     if not 0.0 < val_fraction < 1.0:
         raise GalcolorError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
     if split not in SPLITS:
@@ -32,7 +34,9 @@ def load_split(
     if data_dir.is_file() and data_dir.suffix.lower() in (".h5", ".hdf5", ".he5"):
         from .hdf5 import load_hdf5_split
 
-        return load_hdf5_split(data_dir, split, val_fraction, max_images, progress)
+        dataset = load_hdf5_split(data_dir, split, val_fraction, max_images, progress)
+        dataset.surveys = [survey or data_dir.stem] * len(dataset)
+        return dataset
     if not data_dir.is_dir():
         raise GalcolorError(f"{data_dir}: not a folder of images")
     found, _ = find_inputs([data_dir], report_dir)
@@ -60,6 +64,7 @@ def load_split(
         dataset.images.append(torch.from_numpy(pixels).permute(2, 0, 1).contiguous())
         dataset.labels.append(label_of(relative))
         dataset.relatives.append(relative)
+    dataset.surveys = [survey or data_dir.resolve().name] * len(dataset)
     if not dataset.images:
         raise GalcolorError(
             f"{data_dir}: no usable colour images in the {split} split "
@@ -75,25 +80,32 @@ def load_folders(
     max_images: int | None = None,
     progress: bool = True,
     folder_weights: list[float] | None = None,
+    survey_names: list[str] | None = None,
 ) -> GalaxySet:
     """One split of several folders (e.g. several surveys) as one set. Each folder's share of a
     training epoch is its weight over the sum of weights, however many images it holds; without
-    weights a single folder is read as load_split reads it."""
+    weights a single folder is read as load_split reads it. Each folder's images are labelled with
+    its survey: `survey_names[i]` for folder i (two folders may name one survey), else the
+    folder's own name. The hash split is made within each folder, so every survey holds out its
+    own share."""
     data_dirs = [Path(d) for d in data_dirs]
     if folder_weights is not None and len(folder_weights) != len(data_dirs):
         raise GalcolorError(f"{len(folder_weights)} folder weights for {len(data_dirs)} data folders: give one weight per folder")
+    if survey_names is not None and len(survey_names) != len(data_dirs):
+        raise GalcolorError(f"{len(survey_names)} survey names for {len(data_dirs)} data folders: give one name per folder")
+    surveys = list(survey_names) if survey_names is not None else [None] * len(data_dirs)
     if folder_weights is not None and (min(folder_weights) < 0 or sum(folder_weights) <= 0):
         raise GalcolorError("folder weights must not be negative, and at least one must be positive")
     if len(data_dirs) == 1 and folder_weights is None:
-        return load_split(data_dirs[0], split, val_fraction, max_images, progress)
+        return load_split(data_dirs[0], split, val_fraction, max_images, progress, survey=surveys[0])
     for folder in data_dirs:  # a mistyped folder is an error, not "a survey with nothing in one split"
         if not folder.exists():
             raise GalcolorError(f"{folder}: no such folder")
     weights = folder_weights or [1.0] * len(data_dirs)
     merged = GalaxySet([], [], [], [], [])
-    for number, (folder, weight) in enumerate(zip(data_dirs, weights)):
+    for number, (folder, weight, survey) in enumerate(zip(data_dirs, weights, surveys)):
         try:
-            part = load_split(folder, split, val_fraction, max_images, progress)
+            part = load_split(folder, split, val_fraction, max_images, progress, survey=survey)
         except GalcolorError as err:  # a small survey may have nothing in one split; the others still count
             merged.skipped.append(str(err))
             continue
@@ -104,6 +116,7 @@ def load_folders(
                           for label, r in zip(part.labels, part.relatives)]
         merged.relatives += [prefix / relative for relative in part.relatives]
         merged.skipped += part.skipped
+        merged.surveys += part.surveys
         merged.sampling_weights += [weight / len(part)] * len(part)
     if not merged.images:
         raise GalcolorError(f"no usable colour images in the {split} split of any of {', '.join(map(str, data_dirs))}")

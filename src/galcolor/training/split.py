@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import torch
@@ -45,6 +45,11 @@ class GalaxySet:
     relatives: list[PurePosixPath]
     skipped: list[str]  # one line per unusable file
     sampling_weights: list[float] | None = None  # per image; None: every image once per epoch
+    surveys: list[str] = field(default_factory=list)  # per image: the survey that rendered it (its folder's name by default)
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def survey_names(self) -> list[str]:
+        """The surveys present, in order of first appearance."""
+        return list(dict.fromkeys(self.surveys))

@@ -36,7 +36,7 @@ from .losses import weighted_ab_loss, weighted_de00_loss
 from .run_folder import Run, _lr_factor, _optimizer_from_tensors, _optimizer_to_tensors, _stored_configs, _write_log
 from .sharding import check_shareable, rank_share
 from .split import GalaxySet
-from .validation import validate
+from .validation import survey_key, validate
 
 SELECTION_METRIC = "de00_fg"  # `best` is the epoch with the lowest validation CIEDE2000 on galaxy pixels
 
@@ -112,8 +112,9 @@ class Trainer:
         np.random.seed(config.seed)
         self.data_dirs, self.run, self.config, self.device, self.progress, self.log = data_dirs, run, config, device, progress, log
         weights = list(config.folder_weights) if config.folder_weights else None
-        self.train_set = load_folders(data_dirs, "train", config.val_fraction, config.max_images, progress, weights)
-        self.val_set = load_folders(data_dirs, "val", config.val_fraction, config.max_images, progress, weights)
+        surveys = list(config.survey_names) if config.survey_names else None
+        self.train_set = load_folders(data_dirs, "train", config.val_fraction, config.max_images, progress, weights, surveys)
+        self.val_set = load_folders(data_dirs, "val", config.val_fraction, config.max_images, progress, weights, surveys)
         for line in self.train_set.skipped + self.val_set.skipped:
             log(f"skipped {line}")
         self.lut_ab = lightness_lut(self.train_set, rgb_to_lab)
@@ -330,7 +331,8 @@ class Trainer:
         """Validate, log and save a finished epoch; returns (history, best epoch, best metrics)."""
         metrics = validate(self.model(), self.val_set, self.config.batch_size, self.config.sky_weight)
         row = {"epoch": epoch, "train_loss": train_loss, "lr": self.scheduler.get_last_lr()[0], "images_per_s": images_per_s,
-               **{k: metrics[k] for k in LOGGED_METRICS}}
+               **{k: metrics[k] for k in LOGGED_METRICS},
+               **{k: v for k, v in metrics.items() if k.rpartition("/")[2] in LOGGED_METRICS and "/" in k}}
         self.history.append(row)
         if tensorboard:
             for key, value in row.items():
@@ -339,6 +341,8 @@ class Trainer:
         self.log(
             f"epoch {epoch:3d}  loss {train_loss:.4f}  val de00_fg {metrics['de00_fg']:.2f}  ab_fg {metrics['ab_fg']:.2f}  "
             f"colour_r {metrics['colour_r']:.3f}  dcf {metrics['dcf']:.2f}  {images_per_s:.0f} img/s"
+            + "".join(f"\n    {survey}: de00_fg {metrics[survey_key(survey, 'de00_fg')]:.2f}  colour_r {metrics[survey_key(survey, 'colour_r')]:.3f}"
+                      for survey in self.val_set.survey_names() if survey_key(survey, "de00_fg") in metrics)
         )
         return self.history, self.best_epoch, self.best_metrics
 

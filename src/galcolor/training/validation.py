@@ -13,9 +13,17 @@ from .losses import weighted_ab_loss
 from .split import GalaxySet
 
 
+def survey_key(survey: str, metric: str) -> str:
+    """The name of one survey's figure in a validation summary and log.csv: 'decals/de00_fg'."""
+    return f"{survey}/{metric}"
+
+
 def validate(model: LoadedModel, dataset: GalaxySet, batch_size: int, sky_weight: float) -> dict[str, float]:
-    """Metrics of design.md over a split, each image coloured whole at its own size."""
+    """Metrics of design.md over a split, each image coloured whole at its own size. Where the
+    split holds several surveys, each survey's metrics follow too (survey_key), since a survey's
+    rendering decides its colour and a pooled figure hides the smaller surveys."""
     accumulator = MetricAccumulator()
+    added_surveys = []  # the survey of each image in the order it was scored
     losses = []
     model.network.eval()
     by_size: dict[tuple[int, ...], list[int]] = {}
@@ -34,6 +42,12 @@ def validate(model: LoadedModel, dataset: GalaxySet, batch_size: int, sky_weight
                 true = true_lab[j].permute(1, 2, 0).cpu().numpy()
                 truth_rgb8 = dataset.images[i].permute(1, 2, 0).numpy()
                 accumulator.add(true, pred, truth_rgb8, lab_array_to_rgb8(pred), dataset.labels[i])
+                added_surveys.append(dataset.surveys[i] if dataset.surveys else None)
     summary = accumulator.summary()
     summary["val_loss"] = float(np.mean(losses))
+    surveys = list(dict.fromkeys(added_surveys))
+    if len(surveys) > 1:
+        for survey in surveys:
+            part = accumulator.subset([k for k, s in enumerate(added_surveys) if s == survey])
+            summary.update({survey_key(survey, metric): value for metric, value in part.summary().items()})
     return summary
