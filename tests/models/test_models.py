@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from galcolor.models.config import ModelConfig
 from galcolor.errors import GalcolorError
 from galcolor.models import ARCHITECTURES, build_model, count_parameters
+from galcolor.models.config import ModelConfig
 from galcolor.models.seed import SeedColorizer
 from galcolor.models.unet import UNetColorizer
-
 
 CONFIGS = [
     ModelConfig(arch="seed"),
@@ -132,3 +131,33 @@ def test_bad_model_configs_raise_galcolor_error(kwargs):
     assert "\n" not in str(err.value)
     if kwargs["arch"] != "unet":
         assert "seed" in str(err.value) and "unet" in str(err.value)  # it names the choices
+
+
+def test_the_shipped_weights_load_into_the_default_network_and_colour_as_the_plain_unet():
+    """New options at their defaults (working_scale 1, no surveys, no global pathway) must leave the
+    shipped model's network exactly what it was: same parameters, same colour."""
+    import torch.nn.functional as F
+
+    from galcolor.app.api import load_model
+
+    model = load_model(device="cpu")
+    network = model.network.eval()
+    assert (model.config.working_scale, model.config.surveys, model.config.global_pathway) == (1, (), False)
+    fresh = build_model(ModelConfig(base_width=model.config.base_width, depth=model.config.depth))
+    shipped_shapes = {k: tuple(v.shape) for k, v in network.state_dict().items()}
+    assert shipped_shapes == {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
+    assert network.size_multiple == model.config.size_multiple == 2**model.config.depth
+
+    def plain_unet(lightness):  # the U-Net as it was before the new options, spelt out
+        skips = [network.stem(lightness)]
+        for down in network.downs:
+            skips.append(down(F.max_pool2d(skips[-1], 2)))
+        x = skips.pop()
+        for up in network.ups:
+            x = up(x, skips.pop())
+        return network.head(torch.cat([x, lightness], dim=1))
+
+    torch.manual_seed(0)
+    lightness = torch.rand(1, 1, 64, 96)
+    with torch.no_grad():
+        assert torch.equal(network(lightness), plain_unet(lightness))

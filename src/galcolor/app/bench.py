@@ -13,11 +13,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..models.checkpoint import LoadedModel
 from ..color.lab import normalise_ab, normalise_lightness, rgb_to_lab
+from ..models import build_model, count_parameters
+from ..models.checkpoint import LoadedModel
 from ..models.config import ModelConfig
 from ..models.device import autocast, bf16_autocast_pays, full_precision, resolve_device
-from ..models import build_model
 
 # Dense bf16 tensor-core peaks (FLOP/s) for MFU; CPUs have no such single figure, so no MFU there.
 DENSE_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12}
@@ -92,32 +92,46 @@ def train_step_flops(network: torch.nn.Module, batch: torch.Tensor) -> float:
     return float(counter.get_total_flops())
 
 
+# What `bench train` compares in one run: the shipped network, and issue 15's candidate default (chroma
+# at half the side). Spelt out, not ModelConfig(), so that a change of defaults cannot make them equal.
+CURRENT_DEFAULT = ModelConfig(arch="unet", base_width=16, depth=4, working_scale=1)
+PROPOSED_DEFAULT = ModelConfig(arch="unet", base_width=16, depth=4, working_scale=2)
+
+
+def _train_step(config: ModelConfig, device: torch.device, lab: torch.Tensor, tuned: bool) -> tuple[torch.nn.Module, torch.Tensor, Callable[[], int]]:
+    """A fresh network of `config`, its input, and one optimiser step on the whole batch of `lab`:
+    tuned (channels_last, bf16 autocast where it pays, fused AdamW on CUDA) or eager fp32 contiguous."""
+    network = build_model(config).to(device)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3, fused=tuned and device.type == "cuda")
+    x = normalise_lightness(lab[:, :1])
+    if tuned:
+        network = network.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    target = normalise_ab(lab[:, 1:])
+
+    def step() -> int:
+        with autocast(device, enabled=tuned):
+            pred = network(x)
+        loss = (pred.float() - target).abs().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return len(x)
+
+    return network, x, step
+
+
 def bench_train(config: ModelConfig, device_name: str = "auto", batch_size: int = 64, crop: int = 128, steps: int = 10) -> dict:
     """The tuned step (channels_last, bf16 autocast where it pays, fused AdamW on CUDA) against an
-    eager fp32 contiguous step of the same model and batch."""
+    eager fp32 contiguous step of the same model and batch; then, on the same batch, the tuned step of
+    the current default network against the proposed one (compare_defaults)."""
     device = resolve_device(device_name)
     torch.manual_seed(0)
     rgb = torch.rand(batch_size, 3, crop, crop, device=device)
     lab = rgb_to_lab(rgb)
     results = {}
     for name, tuned in (("baseline_eager_fp32", False), ("tuned", True)):
-        network = build_model(config).to(device)
-        optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3, fused=tuned and device.type == "cuda")
-        x = normalise_lightness(lab[:, :1])
-        if tuned:
-            network = network.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
-        target = normalise_ab(lab[:, 1:])
-
-        def step() -> int:
-            with autocast(device, enabled=tuned):
-                pred = network(x)
-            loss = (pred.float() - target).abs().mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return batch_size
-
+        network, x, step = _train_step(config, device, lab, tuned)
         _timed(step, device)  # warm-up: kernels chosen, memory allocated
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -132,6 +146,32 @@ def bench_train(config: ModelConfig, device_name: str = "auto", batch_size: int 
         results[name]["mfu"] = results[name]["model_tflop_per_s"] * 1e12 / peak if peak else None
     results["speedup"] = results["tuned"]["images_per_s"] / results["baseline_eager_fp32"]["images_per_s"]
     results["bf16_autocast"] = bf16_autocast_pays(device)
+    results.update(compare_defaults(device, lab, steps))
+    return results
+
+
+def compare_defaults(device: torch.device, lab: torch.Tensor, steps: int = 10, rounds: int = 2,
+                     current: ModelConfig = CURRENT_DEFAULT, proposed: ModelConfig = PROPOSED_DEFAULT) -> dict:
+    """Training images/s of the `current` and `proposed` networks, tuned step, on the same batch `lab`
+    (B, 3, H, W): `rounds` alternating rounds of about steps / rounds steps each after a warm-up
+    step, each keeping its fastest round, so a burst of other work on a shared machine slows one
+    round of both rather than all of one."""
+    per_round = max(1, -(-steps // rounds))
+    runs = {name: _train_step(config, device, lab, tuned=True) for name, config in (("current_default", current), ("proposed_default", proposed))}
+    for _, _, step in runs.values():
+        _timed(step, device)  # warm-up: kernels chosen, memory allocated
+    fastest = {name: 0.0 for name in runs}
+    for _ in range(rounds):
+        for name, (_, _, step) in runs.items():
+            seconds, images = _timed(lambda: sum(step() for _ in range(per_round)), device)
+            fastest[name] = max(fastest[name], images / seconds)
+    results: dict = {}
+    for (name, (network, x, _)), config in zip(runs.items(), (current, proposed)):
+        results[name] = {"network": config.network_label, "images_per_s": fastest[name], "parameters": count_parameters(network),
+                         "gflop_per_image": train_step_flops(network, x) / len(x) / 1e9}
+    results["proposed_vs_current"] = results["proposed_default"]["images_per_s"] / results["current_default"]["images_per_s"]
+    results["default_comparison"] = {"batch_size": len(lab), "crop": int(lab.shape[-1]), "rounds": rounds, "steps_per_round": per_round,
+                                     "step": "tuned"}
     return results
 
 
@@ -164,8 +204,8 @@ def bench_colorize(model: LoadedModel, images: int = 64, size: int = 256, batch_
     work on a shared machine slows one round of each rather than all of one."""
     from PIL import Image
 
-    from .api import colorize
     from ..inference.pipeline import Job, colorize_files
+    from .api import colorize
 
     device = next(model.network.parameters()).device
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,12 +280,12 @@ def bench_tile(model: LoadedModel, size: int = 4096) -> dict:
     largest pixel difference too."""
     from PIL import Image
 
-    from ..inference.arrays import colorize_lab
     from ..color.lab import lab_array_to_rgb8
-    from ..inference.predict import predict_ab
-    from ..io.decode import read_image
-    from ..io.atomic import write_png
+    from ..inference.arrays import colorize_lab
     from ..inference.pipeline import Job, colorize_files
+    from ..inference.predict import predict_ab
+    from ..io.atomic import write_png
+    from ..io.decode import read_image
 
     device = next(model.network.parameters()).device
     results = {}

@@ -24,7 +24,8 @@ def build_model(config: ModelConfig) -> nn.Module:
     if config.arch == "seed":
         return SeedColorizer(out_channels=config.out_channels, bounded=config.head == "regress")
     return UNetColorizer(base_width=config.base_width, depth=config.depth, out_channels=config.out_channels,
-                         bounded=config.head == "regress")
+                         bounded=config.head == "regress", working_scale=config.working_scale,
+                         surveys=len(config.surveys), global_pathway=config.global_pathway)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import GalcolorError
@@ -28,6 +28,16 @@ class ModelConfig:
     """'canonical': each image's L is rank-matched to the training set's lightness distribution
     first, so how it was stretched does not matter (see lightness.py); 'raw': L as given
     (checkpoints from before this option)."""
+    working_scale: int = 1
+    """U-Net: 1, 2 or 4. Above 1 the U-Net predicts ab at 1/working_scale of the side (chroma is
+    smooth) and a small full-resolution net refines it along the full L's edges; inputs are then
+    padded to a multiple of 2**depth * working_scale."""
+    surveys: tuple[str, ...] = ()
+    """U-Net: names of the surveys it is conditioned on (a learned embedding each, FiLM on every
+    decoder level, and a recogniser that guesses the survey when none is given); () for none."""
+    global_pathway: bool = False
+    """U-Net: the image-averaged bottleneck features, through a small MLP, condition the decoder
+    too (a whole-galaxy view)."""
 
     def __post_init__(self) -> None:
         if self.arch not in ("seed", "unet"):
@@ -40,6 +50,14 @@ class ModelConfig:
             raise GalcolorError("temperature must lie in (0, 1]")
         if self.base_width < 4 or not 1 <= self.depth <= 6:
             raise GalcolorError("U-Net needs base_width >= 4 and depth between 1 and 6")
+        if isinstance(self.surveys, (list, str)):  # a JSON list, or one name
+            object.__setattr__(self, "surveys", (self.surveys,) if isinstance(self.surveys, str) else tuple(self.surveys))
+        if self.working_scale not in (1, 2, 4):
+            raise GalcolorError(f"working scale {self.working_scale!r}: choose 1, 2 or 4")
+        if not isinstance(self.surveys, tuple) or not all(isinstance(name, str) and name.strip() for name in self.surveys) or len(set(self.surveys)) != len(self.surveys):
+            raise GalcolorError(f"surveys {self.surveys!r}: give distinct, non-empty names")
+        if self.arch == "seed" and (self.working_scale != 1 or self.surveys or self.global_pathway):
+            raise GalcolorError("the seed network has no working scale, survey conditioning or global pathway: use arch unet")
 
     @property
     def out_channels(self) -> int:
@@ -48,7 +66,15 @@ class ModelConfig:
     @property
     def size_multiple(self) -> int:
         """Height and width must be multiples of this; inference pads to it."""
-        return 4 if self.arch == "seed" else 2**self.depth
+        return 4 if self.arch == "seed" else 2**self.depth * self.working_scale
+
+    @property
+    def network_label(self) -> str:
+        """The network in a few words, e.g. 'unet w16 d4 scale 2 surveys sdss+decals global'."""
+        if self.arch != "unet":
+            return self.arch
+        extras = (f" surveys {'+'.join(self.surveys)}" if self.surveys else "") + (" global" if self.global_pathway else "")
+        return f"unet w{self.base_width} d{self.depth} scale {self.working_scale}{extras}"
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -57,7 +83,17 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def from_dict(cls: type, values: dict[str, Any]) -> Any:
     """Rebuild a config, ignoring keys a newer version may have added."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in known})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # JSON has no tuples: a tuple-typed field comes back as a list.
+    return cls(**{k: tuple(v) if isinstance(v, list) and _tuple_typed(fields[k].type) else v
+                  for k, v in values.items() if k in fields})
+
+
+def _tuple_typed(annotation: Any) -> bool:
+    """Whether a field's annotation (a string under postponed evaluation) is a tuple, or a tuple or None."""
+    if annotation is tuple:
+        return True
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return any(part.strip().startswith(("tuple[", "Tuple[", "typing.Tuple[")) for part in text.split("|"))
 
 

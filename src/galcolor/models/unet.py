@@ -1,10 +1,14 @@
-"""A U-Net colourizer with configurable width and depth (the default shipped architecture)."""
+"""A U-Net colourizer with configurable width and depth (the default shipped architecture), optionally
+predicting chroma at a reduced working resolution and conditioned on the survey."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .conditioning import Conditioning
+from .guided import GuidedHead
 
 
 class DoubleConv(nn.Sequential):
@@ -32,31 +36,75 @@ class Up(nn.Module):
 
 
 class UNetColorizer(nn.Module):
-    """Widths double at each of `depth` downsamplings: base_width * 2**level."""
+    """Widths double at each of `depth` downsamplings: base_width * 2**level.
 
-    def __init__(self, base_width: int = 32, depth: int = 4, out_channels: int = 2, bounded: bool = True) -> None:
+    working_scale s > 1: the U-Net runs on L average-pooled by s; its last features are upsampled
+    and a small full-resolution head (guided.GuidedHead) predicts ab from them, guided by the full
+    L. surveys > 0 or global_pathway: the decoder levels are FiLM-conditioned on a survey embedding
+    and/or the pooled bottleneck (conditioning.Conditioning). With s = 1 and neither, this is the plain U-Net
+    of the shipped weights, parameter for parameter.
+    """
+
+    def __init__(self, base_width: int = 32, depth: int = 4, out_channels: int = 2, bounded: bool = True,
+                 working_scale: int = 1, surveys: int = 0, global_pathway: bool = False) -> None:
         super().__init__()
         if depth < 1 or base_width < 4:
             raise ValueError("U-Net needs depth >= 1 and base_width >= 4")
+        if working_scale not in (1, 2, 4):
+            raise ValueError("working_scale must be 1, 2 or 4")
         widths = [base_width * 2**level for level in range(depth + 1)]
-        self.depth = depth
+        self.depth, self.working_scale, self.surveys = depth, working_scale, surveys
         self.stem = DoubleConv(1, widths[0])
         self.downs = nn.ModuleList(DoubleConv(widths[i], widths[i + 1]) for i in range(depth))
         self.ups = nn.ModuleList(
             Up(widths[i + 1], widths[i], widths[i]) for i in reversed(range(depth))
         )
-        self.head = nn.Sequential(nn.Conv2d(widths[0] + 1, out_channels, 1), nn.Tanh() if bounded else nn.Identity())
+        if working_scale == 1:
+            self.head = nn.Sequential(nn.Conv2d(widths[0] + 1, out_channels, 1), nn.Tanh() if bounded else nn.Identity())
+        else:  # the same input at full resolution (upsampled features, full L), refined along L's edges
+            self.head = GuidedHead(widths[0] + 1, out_channels, bounded)
+        if surveys or global_pathway:
+            self.conditioning = Conditioning(widths[-1], [widths[i] for i in reversed(range(depth))], surveys, global_pathway)
 
     @property
     def size_multiple(self) -> int:
-        return 2**self.depth
+        return 2**self.depth * self.working_scale
 
-    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
-        # lightness: (B, 1, H, W) in [0, 1]; H, W multiples of 2**depth
-        skips = [self.stem(lightness)]  # (B, w0, H, W)
+    def _encode(self, lightness: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's outputs at the working resolution, the bottleneck last."""
+        small = F.avg_pool2d(lightness, self.working_scale) if self.working_scale > 1 else lightness  # (B, 1, H/s, W/s)
+        skips = [self.stem(small)]  # (B, w0, h, w)
         for down in self.downs:
-            skips.append(down(F.max_pool2d(skips[-1], 2)))  # (B, w_i, H/2^i, W/2^i)
-        x = skips.pop()
-        for up in self.ups:
-            x = up(x, skips.pop())
-        return self.head(torch.cat([x, lightness], dim=1))  # (B, 2, H, W) in [-1, 1], or (B, Q, H, W) logits
+            skips.append(down(F.max_pool2d(skips[-1], 2)))  # (B, w_i, h/2^i, w/2^i)
+        return skips
+
+    def condition_of(self, lightness: torch.Tensor, survey: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The (B, D) conditioning vector of whole images (and the recogniser's (B, S) logits), to pass
+        as `condition=` to the tiles of each, so that every tile shares one survey guess and one global view."""
+        if not hasattr(self, "conditioning"):
+            raise ValueError("this network is not conditioned (no surveys, no global pathway)")
+        return self.conditioning(self._encode(lightness)[-1], survey)
+
+    def forward(self, lightness: torch.Tensor, survey: torch.Tensor | None = None, with_survey_logits: bool = False,
+                condition: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """lightness: (B, 1, H, W) normalised L, H and W multiples of size_multiple.
+        survey: (B, S) survey weights (one-hot for a named survey); None: the recogniser's guess.
+        condition: a (B, D) vector from condition_of (then `survey` is not used, and logits are None).
+        Returns ab (B, 2, H, W) in [-1, 1] (or (B, Q, H, W) logits), and with with_survey_logits
+        also the recogniser's (B, S) logits (None for a network without surveys)."""
+        skips = self._encode(lightness)
+        x = skips.pop()  # (B, w_depth, h/2^depth, w/2^depth): the bottleneck
+        logits = None
+        if not hasattr(self, "conditioning"):
+            if survey is not None or condition is not None:
+                raise ValueError("this network was built without surveys or global pathway; pass survey=None, condition=None")
+        elif condition is None:
+            condition, logits = self.conditioning(x, survey)  # (B, D), (B, S) or None
+        for level, up in enumerate(self.ups):
+            x = up(x, skips.pop())  # (B, w_i, h/2^i, w/2^i)
+            if condition is not None:
+                x = self.conditioning.films[level](x, condition)
+        if self.working_scale > 1:
+            x = F.interpolate(x, size=lightness.shape[-2:], mode="bilinear", align_corners=False)  # (B, w0, H, W)
+        out = self.head(torch.cat([x, lightness], dim=1))  # (B, 2, H, W) in [-1, 1], or (B, Q, H, W) logits
+        return (out, logits) if with_survey_logits else out

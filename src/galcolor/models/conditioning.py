@@ -1,0 +1,74 @@
+"""Conditioning the U-Net's decoder on the survey that rendered an image, and on the whole galaxy.
+
+Surveys calibrate colour differently (SDSS gri, DECaLS grz, HST filters), so one network colours
+each the way it was trained on, told which survey by a learned embedding per survey. Where the
+survey is not given, a recogniser on the bottleneck guesses it, and the embedding is the mix its
+probabilities weight. The optional global pathway adds an MLP of the image-averaged bottleneck
+features: a whole-galaxy view for the decoder, whose convolutions otherwise see a window of it.
+
+Both feed one conditioning vector, turned into a per-channel scale and shift (FiLM, Perez et al.
+2018) of every decoder level: x * (1 + gamma) + beta. The linear maps to gamma and beta start at
+zero, so a new conditioned network computes exactly what the unconditioned one does.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FiLM(nn.Module):
+    """(B, C, H, W) features and a (B, D) conditioning vector -> x * (1 + gamma) + beta."""
+
+    def __init__(self, condition_dim: int, channels: int) -> None:
+        super().__init__()
+        self.to_params = nn.Linear(condition_dim, 2 * channels)
+        nn.init.zeros_(self.to_params.weight)
+        nn.init.zeros_(self.to_params.bias)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.to_params(condition).to(x.dtype).chunk(2, dim=1)  # (B, C) each
+        return x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
+class Conditioning(nn.Module):
+    """Survey embedding, survey recogniser and global pathway over the pooled bottleneck, and the
+    FiLM of each decoder level.
+
+    bottleneck_channels: channels of the U-Net's deepest encoder level; level_channels: channels of
+    each decoder level's output, in the order the decoder runs.
+    """
+
+    def __init__(self, bottleneck_channels: int, level_channels: list[int], surveys: int, global_pathway: bool,
+                 embedding_dim: int = 8, global_dim: int = 16, hidden: int = 32) -> None:
+        super().__init__()
+        if surveys < 0 or (surveys == 0 and not global_pathway):
+            raise ValueError("conditioning needs at least one survey or the global pathway")
+        self.surveys = surveys
+        if surveys:
+            self.survey_embedding = nn.Parameter(torch.randn(surveys, embedding_dim))  # (S, E), as nn.Embedding
+            self.recogniser = nn.Sequential(nn.Linear(bottleneck_channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, surveys))
+        if global_pathway:
+            self.global_mlp = nn.Sequential(nn.Linear(bottleneck_channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, global_dim))
+        condition_dim = (embedding_dim if surveys else 0) + (global_dim if global_pathway else 0)
+        self.films = nn.ModuleList(FiLM(condition_dim, channels) for channels in level_channels)
+
+    def forward(self, bottleneck: torch.Tensor, survey: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, h, w) bottleneck features and optional (B, S) survey weights -> the (B, D)
+        conditioning vector and the recogniser's (B, S) logits (None without surveys)."""
+        pooled = bottleneck.float().mean(dim=(2, 3))  # (B, C): the whole image's view, as caution pools it
+        parts, logits = [], None
+        if self.surveys:
+            logits = self.recogniser(pooled)  # (B, S)
+            if survey is None:
+                # Detached: the weights stay the recogniser's estimate of which survey this is,
+                # trained by the cross-entropy alone, rather than a free code the colour loss bends.
+                survey = torch.softmax(logits.detach().float(), dim=1)
+            elif survey.ndim != 2 or survey.shape[1] != self.surveys:
+                raise ValueError(f"survey weights must have shape (B, {self.surveys}), got {tuple(survey.shape)}")
+            parts.append(survey.to(self.survey_embedding.dtype) @ self.survey_embedding)  # (B, E)
+        elif survey is not None:
+            raise ValueError("this network was built without surveys; pass survey=None")
+        if hasattr(self, "global_mlp"):
+            parts.append(self.global_mlp(pooled))  # (B, G)
+        return torch.cat(parts, dim=1), logits
