@@ -7,16 +7,15 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 
-from ..models.checkpoint import LoadedModel
-from ..errors import Stopped
 from ..color.lab import normalise_lightness, rgb_to_lab
-from ..models.caution import PooledFeatures, pooled_features
-from ..models.device import autocast
 from ..color.lightness import TABLE_BINS, apply_table, canonical_lightness, histogram, table_from_histogram
+from ..errors import Stopped
+from ..models.caution import PooledFeatures, pooled_features
+from ..models.checkpoint import LoadedModel
+from ..models.device import autocast
 
 TILE = 1024  # images with a side above this are coloured in overlapping tiles of this size
 
@@ -55,22 +54,55 @@ def network_lightness(model: LoadedModel, lightness: torch.Tensor) -> torch.Tens
     return canonical_lightness(lightness, model.lightness_reference)
 
 
-def network_output(model: LoadedModel, lightness: torch.Tensor, *, prepared: bool = False) -> torch.Tensor:
-    """(B, 1, H, W) L in [0, 100] -> the raw network output at (H, W): normalised ab or bin logits.
-
-    prepared: L is already what the network sees (network_lightness of the whole image, for tiles)."""
-    if not prepared:
-        lightness = network_lightness(model, lightness)
+def network_input(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) L the network sees -> normalised, zero-padded (black sky, what surrounds a
+    galaxy anyway) to the model's size multiple, on its device, channels-last."""
     device = next(model.network.parameters()).device
     multiple = model.config.size_multiple
     height, width = lightness.shape[-2:]
-    pad_bottom, pad_right = (-height) % multiple, (-width) % multiple
-    # Zero padding is black sky, what surrounds a galaxy anyway.
-    x = F.pad(normalise_lightness(lightness.to(device, torch.float32)), (0, pad_right, 0, pad_bottom))  # float64 would break autocast
-    x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), autocast(device):
-        output = model.network(x)
+    x = F.pad(normalise_lightness(lightness.to(device, torch.float32)), (0, (-width) % multiple, 0, (-height) % multiple))  # float64 would break autocast
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def network_output(model: LoadedModel, lightness: torch.Tensor, *, prepared: bool = False,
+                   condition: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 1, H, W) L in [0, 100] -> the raw network output at (H, W): normalised ab or bin logits.
+
+    prepared: L is already what the network sees (network_lightness of the whole image, for tiles).
+    condition: a conditioned network's vector for the whole image (shared_condition), so that
+    every tile of it is coloured as one survey, with one whole-galaxy view."""
+    if not prepared:
+        lightness = network_lightness(model, lightness)
+    height, width = lightness.shape[-2:]
+    x = network_input(model, lightness)
+    with torch.inference_mode(), autocast(x.device):
+        survey = model.survey_weights(x.shape[0], x.device)
+        if condition is not None:
+            output = model.network(x, condition=condition.to(x.device))
+        else:
+            output = model.network(x) if survey is None else model.network(x, survey=survey)
     return output[..., :height, :width].float()
+
+
+def central_part(lightness: torch.Tensor, tile: int = TILE) -> torch.Tensor:
+    """The central tile x tile part of (B, 1, H, W) L: what a whole-image judgement of a large frame looks at."""
+    height, width = lightness.shape[-2:]
+    top, left = max(0, (height - tile) // 2), max(0, (width - tile) // 2)
+    return lightness[..., top : top + tile, left : left + tile]
+
+
+def shared_condition(model: LoadedModel, seen: torch.Tensor) -> torch.Tensor | None:
+    """A conditioned network's (1, D) vector from (1, 1, h, w) L it sees (the central tile of a large
+    frame), for every tile of that frame; None for a network without conditioning."""
+    if not hasattr(model.network, "condition_of"):
+        return None
+    x = network_input(model, seen)
+    with torch.inference_mode(), autocast(x.device):
+        try:
+            condition, _ = model.network.condition_of(x, model.survey_weights(1, x.device))
+        except ValueError:  # a network built without surveys or global pathway
+            return None
+    return condition.float()
 
 
 def colorize_tensor(model: LoadedModel, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,15 +128,17 @@ def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TI
     if height <= tile and width <= tile:
         return predict_ab(model, lightness).cpu()
     lightness = network_lightness(model, lightness)  # one mapping for the whole image, so tiles agree
+    condition = shared_condition(model, central_part(lightness, tile))  # one survey and one galaxy view for all tiles
     ab = torch.empty((1, 2, height, width))
     with watching(model) as features:  # one caution verdict for the whole image: its features pooled over all tiles
-        for top, band in _blended_bands(model, lambda top, bottom: lightness[:, :, top:bottom], height, width, tile, overlap):
+        for top, band in _blended_bands(model, lambda top, bottom: lightness[:, :, top:bottom], height, width, tile, overlap,
+                                        condition=condition):
             ab[:, :, top : top + band.shape[2]] = band
     return ab.mul_(colour_factor(model, features))
 
 
 def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, tile: int, overlap: int,
-                   stop: threading.Event | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+                   stop: threading.Event | None = None, condition: torch.Tensor | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """(top, (1, 2, rows, W) ab) of consecutive row bands, top to bottom, each as soon as no later
     tile reaches it, so only one row of tiles is ever accumulated. `network_rows(top, bottom)` gives
     the L the network sees, (1, 1, bottom - top, W). Not yet multiplied by colour_factor, which
@@ -127,7 +161,7 @@ def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, ti
             if stop is not None and stop.is_set():
                 raise Stopped("interrupted")
             right = min(left + tile, width)
-            ab = model.decode(network_output(model, lightness[:, :, :, left:right], prepared=True)).cpu()
+            ab = model.decode(network_output(model, lightness[:, :, :, left:right], prepared=True, condition=condition)).cpu()
             weight = ramp_y * _ramp(right - left, overlap, left > 0, right < width)[None, :]
             total[:, :, top - base : bottom - base, left:right] += ab * weight
             weight_sum[:, :, top - base : bottom - base, left:right] += weight
@@ -171,9 +205,11 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
         cached["top"], cached["lightness"] = top, lightness  # the caller's L for the rows about to be final
         return lightness if table is None else apply_table(lightness, table)
 
+    centre_top = max(0, (height - tile) // 2)
+    condition = shared_condition(model, central_part(network_rows(centre_top, min(centre_top + tile, height)), tile))
     if not model.cautious:  # the colour factor is known before any tile runs
         factor = colour_factor(model, None)
-        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop):
+        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop, condition):
             offset = top - cached["top"]
             for start in range(0, ab.shape[2], band):  # a few rows at a time: the consumer's temporaries stay small
                 rows = slice(start, min(start + band, ab.shape[2]))
@@ -184,7 +220,7 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
     # (half of float32; its rounding, at most 0.03 ab, is far below a visible difference).
     held = torch.empty((1, 2, height, width), dtype=torch.float16)
     with watching(model) as features:
-        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop):
+        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop, condition):
             held[:, :, top : top + ab.shape[2]] = ab
     factor = colour_factor(model, features)
     for top in range(0, height, band):

@@ -34,6 +34,7 @@ REFERENCE_KEY = "lightness.reference"  # (256,) training L quantiles of a 'canon
 # Metadata: the saturation the model colours with unless told otherwise, chosen on data for
 # surveys of unknown colour strength (galcolor calibrate --saturation; 1 when absent).
 SATURATION_KEY = "default_saturation"
+AUTO_SURVEY = "auto"  # --survey auto: colour as the survey the network recognises in the image
 
 
 @dataclass
@@ -55,6 +56,9 @@ class LoadedModel:
     loaded as the checkpoint's default saturation."""
     error_head: ErrorHead | None = None
     """A regression model's estimate of its own error per pixel (galcolor fit-uncertainty)."""
+    survey: str | None = None
+    """The survey whose style it colours in, one of config.surveys; None: the survey the network
+    recognises in each image (auto)."""
 
     @property
     def cautious(self) -> bool:
@@ -69,6 +73,24 @@ class LoadedModel:
             raise GalcolorError(f"caution must be a finite number of at least 0 and saturation lie between 0 and {MAX_SATURATION:g}, "
                                 f"got {strength} and {chosen_saturation}")
         return dataclasses.replace(self, caution_strength=strength, saturation=chosen_saturation)
+
+    def with_survey(self, survey: str | None) -> "LoadedModel":
+        """The same model colouring as `survey` rendered images ('auto' or None: as the survey it recognises)."""
+        if survey in (None, AUTO_SURVEY):
+            return dataclasses.replace(self, survey=None)
+        if survey not in self.config.surveys:
+            known = f"one of {', '.join((AUTO_SURVEY, *self.config.surveys))}" if self.config.surveys else \
+                f"{AUTO_SURVEY}: this model was not trained on named surveys"
+            raise GalcolorError(f"unknown survey {survey!r} for {self.source or 'this model'}: choose {known}")
+        return dataclasses.replace(self, survey=survey)
+
+    def survey_weights(self, batch: int, device: torch.device) -> torch.Tensor | None:
+        """(batch, S) one-hot weights of the chosen survey, or None to let the network recognise it."""
+        if self.survey is None:
+            return None
+        weights = torch.zeros(batch, len(self.config.surveys), device=device)
+        weights[:, self.config.surveys.index(self.survey)] = 1.0
+        return weights
 
     def with_error_head(self, head: ErrorHead) -> "LoadedModel":
         return dataclasses.replace(self, error_head=head)
@@ -201,6 +223,18 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Loa
         raise GalcolorError(f"{path}: its default saturation must be a number from 0 to 1, not {saturation!r}")
     return LoadedModel(network, config, metadata, tensors.get(LUT_KEY), bins, Path(path), reference, Caution.from_tensors(tensors),
                        saturation=float(saturation), error_head=error_head)
+
+
+def stored_config(path: Path) -> ModelConfig:
+    """A checkpoint's model config, read from its header alone (no weights): e.g. the surveys it knows."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        return from_dict(ModelConfig, {"input_lightness": "raw", **json.loads(header["model_config"])})
+    except (OSError, SafetensorError, KeyError, json.JSONDecodeError, TypeError, GalcolorError) as err:
+        raise GalcolorError(f"{path}: not a readable galcolor checkpoint ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
 
 
 def save_tensors_with_json(path: Path, tensors: dict[str, torch.Tensor], payload: dict[str, Any]) -> None:
