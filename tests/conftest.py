@@ -73,3 +73,36 @@ def tiny_classifier_path(few_galaxies: Path, tmp_path_factory) -> Path:
         TrainConfig(epochs=1, batch_size=4, crop=64), progress=False, log=lambda text: None,
     )
     return result.best_path
+
+
+def paler_copies(source: Path, target: Path, chroma: float) -> Path:
+    """The same galaxies as a survey that renders colour `chroma` times as strongly (same L)."""
+    import numpy as np
+    from PIL import Image
+
+    from galcolor.color.lab import lab_array_to_rgb8, rgb_array_to_lab
+
+    for path in sorted(source.rglob("*.jpg")):
+        lab = rgb_array_to_lab(np.asarray(Image.open(path).convert("RGB")))
+        lab[..., 1:] *= chroma
+        out = target / path.relative_to(source).with_suffix(".png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(lab_array_to_rgb8(lab)).save(out)
+    return target
+
+
+@pytest.fixture(scope="session")
+def two_style_model_path(few_galaxies: Path, tmp_path_factory) -> Path:
+    """best.safetensors of a small survey-conditioned U-Net trained on `few_galaxies` (survey
+    'vivid') and the same galaxies rendered at a quarter of the colour (survey 'pale'): the grey
+    input is identical, so only the survey named can change its colour."""
+    from galcolor.models.config import ModelConfig
+    from galcolor.training.config import TrainConfig
+    from galcolor.training.trainer import train
+
+    root = tmp_path_factory.mktemp("two_styles")
+    pale = paler_copies(few_galaxies, root / "pale", chroma=0.25)
+    config = TrainConfig(epochs=6, batch_size=4, crop=64, num_threads=1, condition_on_survey=True, augment="none", lr=3e-3,
+                         survey_names=("vivid", "pale"))
+    return train([few_galaxies, pale], root / "run", ModelConfig(base_width=8, depth=2), config,
+                 progress=False, log=lambda text: None).best_path

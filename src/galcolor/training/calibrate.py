@@ -10,14 +10,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..models.caution import FAR_PERCENTILE, Caution, pooled_features
-from ..models.checkpoint import SATURATION_KEY, LoadedModel, save_model
 from ..color.lab import rgb_to_lab
-from .data import load_split
 from ..errors import GalcolorError, InputError
 from ..inference.predict import network_output
-from ..io.paths import find_inputs
 from ..io.decode import read_image
+from ..io.paths import find_inputs
+from ..models.caution import FAR_PERCENTILE, Caution, pooled_features
+from ..models.checkpoint import SATURATION_KEY, LoadedModel, save_model
+from .data import load_split
 
 
 def features_of(model: LoadedModel, images: Iterable[np.ndarray], progress: bool = False, desc: str = "features") -> torch.Tensor:

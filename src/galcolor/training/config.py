@@ -28,6 +28,11 @@ class TrainConfig:
     """λ of the class rebalancing of a 'classify' head: 0 weights by the inverse prior, 1 not at all."""
     val_fraction: float = 0.15
     seed: int = 0
+    condition_on_survey: bool = False
+    """Condition the network on each image's survey (its folder, or survey_names): it learns each
+    survey's colour style, and a recogniser that picks the survey when a user gives none."""
+    survey_loss_weight: float = 0.1
+    """Weight of the survey recogniser's cross-entropy beside the colour loss."""
     adversarial_weight: float = 0.0
     """Weight of a PatchGAN term (pix2pix) added to the loss; 0 trains without a discriminator.
     Usually with init_from: adversarial fine-tuning of a trained model."""
@@ -66,5 +71,7 @@ class TrainConfig:
             raise GalcolorError(f"unknown augmentation {self.augment!r}: choose instrument or none")
         if self.ab_loss not in ("l1", "de00"):
             raise GalcolorError(f"unknown ab loss {self.ab_loss!r}: choose l1 or de00")
+        if self.survey_loss_weight < 0.0:
+            raise GalcolorError("survey_loss_weight must not be negative")
         if self.sky_weight < 0.0:
             raise GalcolorError("sky_weight must not be negative")

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 import torch
 import torch.distributed as dist
 
-from ..models.device import resolve_device
 from ..errors import GalcolorError
+from ..models.device import resolve_device
 
 T = TypeVar("T")
 

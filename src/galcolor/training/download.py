@@ -15,7 +15,6 @@ from pathlib import Path
 from ..errors import GalcolorError
 
 
-
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str

@@ -8,6 +8,8 @@ from pathlib import PurePosixPath
 
 import torch
 
+from ..errors import GalcolorError
+
 SPLITS = ("train", "val", "all")
 
 _SPIRAL_FOLDERS = {"spirals", "spiral"}
@@ -53,3 +55,16 @@ class GalaxySet:
     def survey_names(self) -> list[str]:
         """The surveys present, in order of first appearance."""
         return list(dict.fromkeys(self.surveys))
+
+
+def survey_ids(dataset: GalaxySet, surveys: tuple[str, ...]) -> torch.Tensor | None:
+    """(N,) each image's index in `surveys` (a conditioned model's), or None for a model without surveys."""
+    if not surveys:
+        return None
+    unknown = sorted(set(dataset.surveys) - set(surveys))
+    if unknown:
+        raise GalcolorError(f"the model is conditioned on {', '.join(surveys)}; the data also holds {', '.join(unknown)}")
+    if len(surveys) < 2:
+        raise GalcolorError(f"survey conditioning needs images of at least two surveys; all are {surveys[0]} "
+                            "(give several data folders, or name their surveys with --surveys)")
+    return torch.tensor([surveys.index(survey) for survey in dataset.surveys], dtype=torch.long)

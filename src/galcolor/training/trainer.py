@@ -17,30 +17,26 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..color.lab import normalise_ab, normalise_lightness, rgb_to_lab
-from ..color.lightness import apply_table, mapping_table, reference_from
 from ..color.quantize import AbBins, classification_loss, count_bins
 from ..errors import GalcolorError
 from ..evaluation.metrics import SIGNAL_L
 from ..io.atomic import atomic_write_text
 from ..models import build_model, count_parameters
-from ..models.checkpoint import LoadedModel, load_checkpoint, load_tensors_with_json, save_checkpoint, save_model, save_tensors_with_json
+from ..models.checkpoint import LoadedModel, load_checkpoint, load_tensors_with_json, save_checkpoint, save_tensors_with_json
 from ..models.config import ModelConfig, to_dict
 from ..models.device import autocast, bf16_autocast_pays
 from ..models.discriminator import PatchDiscriminator
 from ..version import __version__
 from . import distributed
-from .augment import InstrumentAugmentation, imitate, optical, photometric
+from .best_checkpoint import SELECTION_METRIC, BestCheckpoint, choose_temperature, fit_best_recogniser
 from .config import TrainConfig
 from .data import epoch_order, lightness_lut, load_folders, training_batches
+from .inputs import NetworkInputs
 from .losses import weighted_ab_loss, weighted_de00_loss
 from .run_folder import Run, _lr_factor, _optimizer_from_tensors, _optimizer_to_tensors, _stored_configs, _write_log
 from .sharding import check_shareable, rank_share
-from .split import GalaxySet
+from .split import GalaxySet, survey_ids
 from .validation import survey_key, validate
-
-SELECTION_METRIC = "de00_fg"  # `best` is the epoch with the lowest validation CIEDE2000 on galaxy pixels
-
-TEMPERATURES = (0.2, 0.3, 0.38, 0.5, 0.7, 1.0)  # annealed-mean temperatures tried on validation
 
 
 @dataclass
@@ -118,15 +114,16 @@ class Trainer:
         for line in self.train_set.skipped + self.val_set.skipped:
             log(f"skipped {line}")
         self.lut_ab = lightness_lut(self.train_set, rgb_to_lab)
-        self.lightness_reference, self._whole_lightness_cache = None, {}
-        if model_config.input_lightness == "canonical":
-            self.lightness_reference = reference_from(self._whole_lightness(i) for i in range(len(self.train_set)))
-        self.augmentation = InstrumentAugmentation() if config.augment == "instrument" else None
+        self.inputs = NetworkInputs(self.train_set, model_config.input_lightness == "canonical", config.augment == "instrument")
+        self.lightness_reference = self.inputs.lightness_reference
         self.bins = None
         if model_config.head == "classify":
             self.bins = training_bins(self.train_set)
             model_config = dataclasses.replace(model_config, num_bins=self.bins.size)
             self.class_weights = self.bins.rebalance_weights(config.rebalance_mix).to(device)
+        if config.condition_on_survey and not model_config.surveys:
+            model_config = dataclasses.replace(model_config, surveys=tuple(self.train_set.survey_names()))
+        self.survey_ids = survey_ids(self.train_set, model_config.surveys)
         self.model_config = model_config
         self.network = build_model(model_config).to(device).to(memory_format=torch.channels_last)
         if config.init_from and initialise:
@@ -151,34 +148,6 @@ class Trainer:
     def model(self) -> LoadedModel:
         return LoadedModel(self.network, self.model_config, lut_ab=self.lut_ab, bins=self.bins,
                            lightness_reference=self.lightness_reference)
-
-    def _whole_lightness(self, index: int) -> torch.Tensor:
-        """(1, H, W) L of a whole training image: a crop's canonical mapping is built from its whole
-        image, as at inference, where the mapping comes from the whole frame."""
-        if index not in self._whole_lightness_cache:
-            self._whole_lightness_cache[index] = rgb_to_lab(self.train_set.images[index][None].float() / 255.0)[0, :1]
-        return self._whole_lightness_cache[index]
-
-    def network_input(self, lab: torch.Tensor, indices: list[int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, h, w) Lab crops -> (the L the network sees, the target Lab), after imitating another
-        instrument where augmentation is on, and the canonical mapping where the model has one.
-        The target keeps the truth's L (it decides which pixels are galaxy), moved only by the optics."""
-        if self.augmentation is None and self.lightness_reference is None:
-            return lab[:, :1], lab
-        seen, targets = [], []
-        for crop_lab, index in zip(lab.cpu(), indices):
-            crop_l, true_l, crop_ab = crop_lab[:1], crop_lab[:1], crop_lab[1:]
-            draw = self.augmentation.draw(generator) if self.augmentation else None
-            if draw is not None:
-                crop_l, true_l, crop_ab = imitate(crop_l, crop_ab, draw, generator)
-            if self.lightness_reference is not None:
-                whole = self._whole_lightness(index)
-                if draw is not None and not draw.is_identity:  # the whole frame as the same instrument shows it
-                    whole = photometric(optical(whole[None], dataclasses.replace(draw, scale=1.0))[0], draw, generator)
-                crop_l = apply_table(crop_l, mapping_table(whole, self.lightness_reference))
-            seen.append(crop_l)
-            targets.append(torch.cat([true_l, crop_ab]))
-        return torch.stack(seen).to(lab.device), torch.stack(targets).to(lab.device)
 
     def write_config(self) -> None:
         self.run.dir.mkdir(parents=True, exist_ok=True)
@@ -216,11 +185,16 @@ class Trainer:
         """(B, 3, crop, crop) uint8 sRGB crops of the images `indices` -> the generator's loss of one
         batch, and, when training adversarially, (normalised L, true ab, predicted ab) for the
         discriminator's step. `generator` draws the augmentation."""
-        seen, lab = self.network_input(rgb_to_lab(batch.to(self.device, non_blocking=True).float() / 255.0), indices, generator)
+        seen, lab = self.inputs(rgb_to_lab(batch.to(self.device, non_blocking=True).float() / 255.0), indices, generator)
         lightness = lab[:, :1]
         x = normalise_lightness(seen).contiguous(memory_format=torch.channels_last)
+        surveys = None if self.survey_ids is None else self.survey_ids[indices].to(self.device)  # (B,)
         with autocast(self.device):
-            output = self.training_network(x)
+            if surveys is None:
+                output = self.training_network(x)
+            else:
+                one_hot = F.one_hot(surveys, len(self.model_config.surveys)).float()
+                output, survey_logits = self.training_network(x, survey=one_hot, with_survey_logits=True)
         if self.bins is None:
             if self.config.ab_loss == "de00":
                 loss = weighted_de00_loss(output, lab, self.config.sky_weight)
@@ -230,6 +204,8 @@ class Trainer:
             targets = self.bins.soft_encode(lab[:, 1:])
             sky = torch.where(lightness[:, 0] > SIGNAL_L, 1.0, self.config.sky_weight)
             loss = classification_loss(output, targets, self.class_weights, pixel_weights=sky)
+        if surveys is not None:
+            loss = loss + self.config.survey_loss_weight * F.cross_entropy(survey_logits.float(), surveys)
         if self.discriminator is None:
             return loss, None
         predicted_ab = normalise_ab(self.model().decode(output))  # differentiable for both heads
@@ -324,8 +300,13 @@ class Trainer:
             if tensorboard:
                 tensorboard.close()
         if self.bins is not None and self.best_metrics:
-            self.best_metrics = distributed.run_on_main(self.choose_temperature)
+            self.best_metrics = distributed.run_on_main(choose_temperature, self.best_run(), self.val_set, self.best_metrics, self.log)
+        if self.model_config.surveys and self.best_metrics:
+            self.best_metrics = distributed.run_on_main(fit_best_recogniser, self.best_run(), self.train_set, self.val_set, self.best_metrics, self.log)
         return TrainResult(self.run.dir, self.run.best, self.run.last, self.best_epoch, self.best_metrics, self.history)
+
+    def best_run(self) -> BestCheckpoint:
+        return BestCheckpoint(self.run.best, self.device, self.config.batch_size, self.config.sky_weight)
 
     def finish_epoch(self, epoch: int, train_loss: float, images_per_s: float, tensorboard) -> tuple[list[dict[str, Any]], int, dict[str, float]]:
         """Validate, log and save a finished epoch; returns (history, best epoch, best metrics)."""
@@ -345,21 +326,6 @@ class Trainer:
                       for survey in self.val_set.survey_names() if survey_key(survey, "de00_fg") in metrics)
         )
         return self.history, self.best_epoch, self.best_metrics
-
-
-    def choose_temperature(self, candidates: tuple[float, ...] = TEMPERATURES) -> dict[str, float]:
-        """Pick the annealed-mean temperature of the best checkpoint on the validation split
-        (lowest de00_fg) and store it in that checkpoint's config; returns its metrics."""
-        best = load_checkpoint(self.run.best, self.device)
-        scores = {}
-        for temperature in candidates:
-            scores[temperature] = validate(best.with_temperature(temperature), self.val_set, self.config.batch_size, self.config.sky_weight)
-        chosen = min(scores, key=lambda t: scores[t][SELECTION_METRIC])
-        self.best_metrics = scores[chosen]
-        meta = {**best.metadata, "val_metrics": scores[chosen], "temperature_scores": {str(t): m[SELECTION_METRIC] for t, m in scores.items()}}
-        save_model(dataclasses.replace(best.with_temperature(chosen), metadata=meta), self.run.best)
-        self.log(f"temperature {chosen} chosen on validation: de00_fg " + ", ".join(f"T={t}: {m[SELECTION_METRIC]:.2f}" for t, m in scores.items()))
-        return self.best_metrics
 
 
 LOGGED_METRICS = ("val_loss", "psnr", "de00_fg", "ab_fg", "auc_fg", "dcf", "colour_r", "class_auc", "truth_class_auc")
