@@ -9,7 +9,7 @@ import numpy as np
 
 from ..color.lab import lab_array_to_rgb8
 from ..inference.arrays import as_rgb_float, colorize_lab
-from ..models.checkpoint import LoadedModel, load_checkpoint
+from ..models.checkpoint import LoadedModel, load_checkpoint, stored_config
 from ..models.device import resolve_device
 
 SHIPPED_MODEL = "galcolor-unet.safetensors"
@@ -24,13 +24,22 @@ def load_model(path: str | Path | None = None, device: str = "auto") -> LoadedMo
     return load_checkpoint(Path(path) if path is not None else shipped_model_path(), resolve_device(device))
 
 
-def colorize(image, model: LoadedModel | str | Path | None = None) -> np.ndarray:
+def shipped_surveys() -> tuple[str, ...]:
+    """The surveys whose colour style the shipped model can imitate (`--survey NAME`)."""
+    return stored_config(shipped_model_path()).surveys
+
+
+def colorize(image, model: LoadedModel | str | Path | None = None, survey: str | None = None) -> np.ndarray:
     """Colour one image from its lightness alone; returns uint8 RGB of the same height and width.
 
     `model` is a loaded model, a checkpoint's path, or None for the shipped model. A colour input
-    is reduced to its L first, so the result can be checked against the original.
-    """
+    is reduced to its L first, so the result can be checked against the original. `survey`: the
+    survey whose colour style to imitate, one of `model.config.surveys`, or "auto" for the survey
+    the model recognises in the image; None keeps the model's own setting (auto unless set with
+    `model.with_survey`)."""
     model = load_model(model) if isinstance(model, (str, Path)) else (model or _default_model())
+    if survey is not None:
+        model = model.with_survey(survey)
     predicted, _ = colorize_lab(as_rgb_float(image), model)
     return lab_array_to_rgb8(predicted)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .api import shipped_surveys
 from ..color.style import MAX_SATURATION, MUTED_SATURATION, STYLES
 from ..inference.predict import TILE
 from ..io.atomic import FOLDER_PNG_LEVEL
 from ..io.composite import DEFAULT_Q, NOISE_FLOOR, REFERENCE_LEVEL, REFERENCE_PERCENTILE
 from ..io.decode import DEFAULT_MAX_PIXELS, FITS_STRETCH_HELP
+from ..models.checkpoint import AUTO_SURVEY
 from ..models.config import ModelConfig
 from ..models.device import DEVICE_CHOICES
 from ..training.config import TrainConfig
@@ -90,6 +92,11 @@ def _style_arguments(sub: argparse.ArgumentParser) -> None:
                      help="how strongly colour fades on unfamiliar images: colour x confidence**S (default: the style's; 0 turns it off)")
     sub.add_argument("--saturation", type=_saturation, default=None, metavar="F",
                      help=f"multiply the colour by F, 0 to {MAX_SATURATION:g} (default: the style's; 1 is the training survey's strength)")
+    known = shipped_surveys()
+    sub.add_argument("--survey", default=AUTO_SURVEY, metavar="NAME",
+                     help="colour as this survey renders galaxies, for a model trained on several (train --condition-on-survey): "
+                          f"{AUTO_SURVEY} (default) as the survey it recognises in each image, or one of the model's own surveys "
+                          + (f"(the shipped model's: {', '.join(known)})" if known else "(the shipped model was trained on SDSS alone and knows none)"))
 
 
 def _common_arguments(sub: argparse.ArgumentParser, model: bool = True) -> None:
@@ -156,6 +163,16 @@ def _add_train(commands) -> None:
     train.add_argument("--model", dest="arch", choices=("seed", "unet"), default=model_defaults.arch, help="architecture (default: unet)")
     train.add_argument("--width", type=_positive_int, default=model_defaults.base_width, help=f"U-Net base width (default: {model_defaults.base_width})")
     train.add_argument("--depth", type=_positive_int, default=model_defaults.depth, help=f"U-Net depth (default: {model_defaults.depth})")
+    train.add_argument("--working-scale", type=int, choices=(1, 2, 4), default=model_defaults.working_scale,
+                       help="U-Net: predict ab at 1/N of the side and refine it along the full-resolution L (chroma is smooth; "
+                            f"N=2 trains several times faster; default: {model_defaults.working_scale})")
+    train.add_argument("--global-pathway", action="store_true",
+                       help="U-Net: the decoder also sees the whole image's averaged bottleneck features (a whole-galaxy view)")
+    train.add_argument("--condition-on-survey", action="store_true",
+                       help="learn each survey's colour style (surveys: --surveys, else each DATA_DIR's name; at least two) and a recogniser "
+                            "that picks the survey when colorize is given --survey auto")
+    train.add_argument("--survey-loss-weight", type=_non_negative_float, default=train_defaults.survey_loss_weight,
+                       help=f"weight of the survey recogniser's cross-entropy (default: {train_defaults.survey_loss_weight:g})")
     train.add_argument("--head", choices=("regress", "classify"), default=model_defaults.head,
                        help="regress: ab by regression (see --ab-loss); classify: ab bins with class rebalancing (Zhang et al. 2016)")
     train.add_argument("--ab-loss", choices=("l1", "de00"), default=train_defaults.ab_loss,

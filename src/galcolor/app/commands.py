@@ -22,7 +22,7 @@ def _problems_only(text: str) -> None:
 
 def styled_as_asked(model, args):
     """The model with the colour style the user chose: a preset, then explicit --caution/--saturation."""
-    return styled(model, args.style, args.caution, args.saturation)
+    return styled(model, args.style, args.caution, args.saturation).with_survey(args.survey)
 
 
 def _say(args, text: str) -> None:
@@ -131,13 +131,15 @@ def _train(args) -> int:
     from ..training.distributed import is_main
     from ..training.trainer import train
 
-    model_config = ModelConfig(arch=args.arch, base_width=args.width, depth=args.depth, head=args.head, input_lightness=args.lightness)
+    model_config = ModelConfig(arch=args.arch, base_width=args.width, depth=args.depth, head=args.head, input_lightness=args.lightness,
+                               working_scale=args.working_scale, global_pathway=args.global_pathway)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
         sky_weight=args.sky_weight, ab_loss=args.ab_loss, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
         num_threads=args.threads, rebalance_mix=args.rebalance_mix, adversarial_weight=args.adversarial_weight, init_from=str(args.init_from.resolve()) if args.init_from else None,
         augment=args.augment, folder_weights=tuple(args.folder_weights) if args.folder_weights else None,
-        survey_names=tuple(args.surveys) if args.surveys else None,
+        survey_names=tuple(args.surveys) if args.surveys else None, condition_on_survey=args.condition_on_survey,
+        survey_loss_weight=args.survey_loss_weight,
     )
     result = train(
         args.data_dir, args.out, model_config, train_config, resume=args.resume, device=args.device,
