@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .api import shipped_surveys
 from ..color.style import MAX_SATURATION, MUTED_SATURATION, STYLES
+from ..errors import GalcolorError
 from ..inference.predict import TILE
 from ..io.atomic import FOLDER_PNG_LEVEL
 from ..io.composite import DEFAULT_Q, NOISE_FLOOR, REFERENCE_LEVEL, REFERENCE_PERCENTILE
@@ -17,6 +17,7 @@ from ..models.device import DEVICE_CHOICES
 from ..training.config import TrainConfig
 from ..training.download import REGISTRY
 from ..version import __version__
+from .api import shipped_surveys
 
 
 def _positive_int(text: str) -> int:
@@ -92,11 +93,18 @@ def _style_arguments(sub: argparse.ArgumentParser) -> None:
                      help="how strongly colour fades on unfamiliar images: colour x confidence**S (default: the style's; 0 turns it off)")
     sub.add_argument("--saturation", type=_saturation, default=None, metavar="F",
                      help=f"multiply the colour by F, 0 to {MAX_SATURATION:g} (default: the style's; 1 is the training survey's strength)")
-    known = shipped_surveys()
     sub.add_argument("--survey", default=AUTO_SURVEY, metavar="NAME",
                      help="colour as this survey renders galaxies, for a model trained on several (train --condition-on-survey): "
                           f"{AUTO_SURVEY} (default) as the survey it recognises in each image, or one of the model's own surveys "
-                          + (f"(the shipped model's: {', '.join(known)})" if known else "(the shipped model was trained on SDSS alone and knows none)"))
+                          + _shipped_surveys_text())
+
+
+def _shipped_surveys_text() -> str:
+    try:
+        known = shipped_surveys()
+    except GalcolorError:  # the help still shows; colouring with the missing model says what is wrong
+        return "(the shipped model is missing)"
+    return f"(the shipped model's: {', '.join(known)})" if known else "(the shipped model was trained on SDSS alone and knows none)"
 
 
 def _common_arguments(sub: argparse.ArgumentParser, model: bool = True) -> None:
@@ -275,7 +283,7 @@ def _add_data(commands) -> None:
 
 def _add_bench(commands) -> None:
     bench = commands.add_parser("bench", help="measure throughput and peak memory beside a baseline run in the same process")
-    bench.add_argument("what", choices=("train", "colorize", "tile", "onnx"), help="train: tuned step vs eager fp32; colorize: pipeline vs per-image loop; tile: a large image in tiles; "
+    bench.add_argument("what", choices=("train", "colorize", "tile", "onnx"), help="train: tuned step vs eager fp32, and the current default network vs working scale 2; colorize: pipeline vs per-image loop; tile: a large image in tiles; "
                        "onnx: onnxruntime vs PyTorch on synthetic 256x256 images")
     bench.add_argument("--images", type=_positive_int, default=64, help="colorize, onnx: synthetic 256x256 JPEGs (default: 64)")
     bench.add_argument("--batch-size", type=_positive_int, default=None, help="train: default 64; colorize, onnx: default 16")
