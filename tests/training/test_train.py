@@ -368,3 +368,11 @@ def test_adversarial_training_changes_the_result_and_keeps_the_discriminator_out
     assert a.keys() == b.keys()  # the model file holds the colourizer only
     assert any(not torch.allclose(a[k].float(), b[k].float()) for k in a if k.startswith("model."))
     assert any(k.startswith("disc.") for k in load_file(str(tmp_path / "adv" / "last.state.safetensors")))
+
+
+def test_a_crop_the_network_cannot_take_is_refused_before_training(few_galaxies, tmp_path):
+    """A working scale multiplies the padding multiple: depth 3 at scale 4 needs crops of 32 px."""
+    with pytest.raises(GalcolorError, match="--crop 16 must be a multiple of 32"):
+        train(few_galaxies, tmp_path / "run", ModelConfig(base_width=4, depth=3, working_scale=4),
+              dataclasses.replace(QUICK, crop=16), progress=False, log=quiet)
+    assert not (tmp_path / "run").exists()

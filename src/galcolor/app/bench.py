@@ -16,7 +16,7 @@ import torch
 from ..color.lab import normalise_ab, normalise_lightness, rgb_to_lab
 from ..models import build_model, count_parameters
 from ..models.checkpoint import LoadedModel
-from ..models.config import ModelConfig
+from ..models.config import TRAIN_WORKING_SCALE, ModelConfig
 from ..models.device import autocast, bf16_autocast_pays, full_precision, resolve_device
 
 # Dense bf16 tensor-core peaks (FLOP/s) for MFU; CPUs have no such single figure, so no MFU there.
@@ -92,10 +92,11 @@ def train_step_flops(network: torch.nn.Module, batch: torch.Tensor) -> float:
     return float(counter.get_total_flops())
 
 
-# What `bench train` compares in one run: the shipped network, and issue 15's candidate default (chroma
-# at half the side). Spelt out, not ModelConfig(), so that a change of defaults cannot make them equal.
-CURRENT_DEFAULT = ModelConfig(arch="unet", base_width=16, depth=4, working_scale=1)
-PROPOSED_DEFAULT = ModelConfig(arch="unet", base_width=16, depth=4, working_scale=2)
+# What `bench train` compares in one run: the network `galcolor train` built before working scales
+# (the shipped one's), and the one it builds now (chroma at half the side). Spelt out, not
+# ModelConfig(), so that a change of defaults cannot make them equal.
+PREVIOUS_DEFAULT = ModelConfig(arch="unet", base_width=16, depth=4, working_scale=1)
+NEW_DEFAULT = ModelConfig(arch="unet", base_width=16, depth=4, working_scale=TRAIN_WORKING_SCALE)
 
 
 def _train_step(config: ModelConfig, device: torch.device, lab: torch.Tensor, tuned: bool) -> tuple[torch.nn.Module, torch.Tensor, Callable[[], int]]:
@@ -124,7 +125,7 @@ def _train_step(config: ModelConfig, device: torch.device, lab: torch.Tensor, tu
 def bench_train(config: ModelConfig, device_name: str = "auto", batch_size: int = 64, crop: int = 128, steps: int = 10) -> dict:
     """The tuned step (channels_last, bf16 autocast where it pays, fused AdamW on CUDA) against an
     eager fp32 contiguous step of the same model and batch; then, on the same batch, the tuned step of
-    the current default network against the proposed one (compare_defaults)."""
+    the previous default network against the new one (compare_defaults)."""
     device = resolve_device(device_name)
     torch.manual_seed(0)
     rgb = torch.rand(batch_size, 3, crop, crop, device=device)
@@ -151,13 +152,13 @@ def bench_train(config: ModelConfig, device_name: str = "auto", batch_size: int 
 
 
 def compare_defaults(device: torch.device, lab: torch.Tensor, steps: int = 10, rounds: int = 2,
-                     current: ModelConfig = CURRENT_DEFAULT, proposed: ModelConfig = PROPOSED_DEFAULT) -> dict:
-    """Training images/s of the `current` and `proposed` networks, tuned step, on the same batch `lab`
+                     previous: ModelConfig = PREVIOUS_DEFAULT, new: ModelConfig = NEW_DEFAULT) -> dict:
+    """Training images/s of the `previous` and `new` networks, tuned step, on the same batch `lab`
     (B, 3, H, W): `rounds` alternating rounds of about steps / rounds steps each after a warm-up
     step, each keeping its fastest round, so a burst of other work on a shared machine slows one
     round of both rather than all of one."""
     per_round = max(1, -(-steps // rounds))
-    runs = {name: _train_step(config, device, lab, tuned=True) for name, config in (("current_default", current), ("proposed_default", proposed))}
+    runs = {name: _train_step(config, device, lab, tuned=True) for name, config in (("previous_default", previous), ("new_default", new))}
     for _, _, step in runs.values():
         _timed(step, device)  # warm-up: kernels chosen, memory allocated
     fastest = {name: 0.0 for name in runs}
@@ -166,10 +167,10 @@ def compare_defaults(device: torch.device, lab: torch.Tensor, steps: int = 10, r
             seconds, images = _timed(lambda: sum(step() for _ in range(per_round)), device)
             fastest[name] = max(fastest[name], images / seconds)
     results: dict = {}
-    for (name, (network, x, _)), config in zip(runs.items(), (current, proposed)):
+    for (name, (network, x, _)), config in zip(runs.items(), (previous, new)):
         results[name] = {"network": config.network_label, "images_per_s": fastest[name], "parameters": count_parameters(network),
                          "gflop_per_image": train_step_flops(network, x) / len(x) / 1e9}
-    results["proposed_vs_current"] = results["proposed_default"]["images_per_s"] / results["current_default"]["images_per_s"]
+    results["new_vs_previous"] = results["new_default"]["images_per_s"] / results["previous_default"]["images_per_s"]
     results["default_comparison"] = {"batch_size": len(lab), "crop": int(lab.shape[-1]), "rounds": rounds, "steps_per_round": per_round,
                                      "step": "tuned"}
     return results

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from ..errors import GalcolorError
 from ..io.paths import IMAGE_SUFFIXES
 from ..models.checkpoint import AUTO_SURVEY
-
 from .web_colorizer import (  # noqa: F401  (SHIPPED_KEY, ModelChoice: re-exported beside the app that uses them)
     DEFAULT_MAX_UPLOAD_BYTES,
     SHIPPED_KEY,

@@ -76,6 +76,9 @@ def train(
         raise GalcolorError(f"{run.dir}: already holds a training run; pass --resume to continue it or choose another --out")
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
+    if train_config.crop % model_config.size_multiple:
+        raise GalcolorError(f"--crop {train_config.crop} must be a multiple of {model_config.size_multiple} for this network "
+                            f"(2**depth x working scale)")
     if model_config.head == "classify" and train_config.ab_loss != "l1":
         raise GalcolorError(f"--ab-loss {train_config.ab_loss} is for a regress head; a classify head learns from its bins' cross-entropy")
     threads_before = torch.get_num_threads()
