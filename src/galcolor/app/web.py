@@ -14,12 +14,6 @@ Every file is decoded by :func:`galcolor.io.read_image`, so a bad upload shows i
 
 from __future__ import annotations
 
-import os
-
-# Before Gradio is imported: no telemetry, no version check against api.gradio.app.
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
 import ipaddress
 import logging
 import time

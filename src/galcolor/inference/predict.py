@@ -94,14 +94,11 @@ def central_part(lightness: torch.Tensor, tile: int = TILE) -> torch.Tensor:
 def shared_condition(model: LoadedModel, seen: torch.Tensor) -> torch.Tensor | None:
     """A conditioned network's (1, D) vector from (1, 1, h, w) L it sees (the central tile of a large
     frame), for every tile of that frame; None for a network without conditioning."""
-    if not hasattr(model.network, "condition_of"):
+    if not hasattr(model.network, "conditioning"):  # no surveys and no global pathway (or not a U-Net)
         return None
     x = network_input(model, seen)
     with torch.inference_mode(), autocast(x.device):
-        try:
-            condition, _ = model.network.condition_of(x, model.survey_weights(1, x.device))
-        except ValueError:  # a network built without surveys or global pathway
-            return None
+        condition, _ = model.network.condition_of(x, model.survey_weights(1, x.device))
     return condition.float()
 
 
