@@ -231,6 +231,32 @@ def test_demo_with_a_model_writes_image_figure_and_report(tiny_model_path, tmp_p
     assert set(printed["metrics"]) == set(report["metrics"])
 
 
+def test_demo_adds_held_out_galaxies_of_each_training_folder(tiny_model_path, few_galaxies, tmp_path, capsys):
+    """The tiny model records few_galaxies as its training folder: the demo shows galaxies of its
+    val split (never trained on), scored beside the baselines, in the same figure as the HDF."""
+    from galcolor.training.data import load_split
+
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--model", str(tiny_model_path), "--json"]) == 0
+    printed = strict_json(capsys.readouterr().out)
+    held_out = printed["held_out"][few_galaxies.name]
+    assert set(held_out) == {"gray", "lut", "run/best"}
+    val_count = len(load_split(few_galaxies, "val", progress=False))
+    assert held_out["run/best"]["n_images"] == min(2, val_count) >= 1
+    with Image.open(out / "examples.png") as with_galaxies:
+        height_with = with_galaxies.size[1]
+    assert main(["demo", "-o", str(tmp_path / "alone"), "--model", str(tiny_model_path), "--held-out", "-q"]) == 0
+    with Image.open(tmp_path / "alone" / "examples.png") as alone:
+        assert height_with > alone.size[1]  # one more row per galaxy
+    assert f"Held-out galaxies: {few_galaxies.name}" in (out / "report.md").read_text()
+
+
+def test_demo_names_a_missing_held_out_folder(tiny_model_path, tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--model", str(tiny_model_path), "--held-out", str(tmp_path / "nowhere"), "-q"]) == 1
+    assert_one_line_error(capsys.readouterr().err, "nowhere")
+    assert not (tmp_path / "demo").exists()
+
+
 @pytest.mark.slow
 def test_demo_with_the_shipped_model(tmp_path, capsys):
     if not shipped_model_path().exists():

@@ -118,6 +118,9 @@ def _common_arguments(sub: argparse.ArgumentParser, model: bool = True) -> None:
 def _add_demo(commands) -> None:
     demo = commands.add_parser("demo", help="colour scikit-image's Hubble Deep Field from its L alone and score it")
     demo.add_argument("-o", "--out", type=Path, default=Path("galcolor-demo"), help="output folder (default: ./galcolor-demo)")
+    demo.add_argument("--held-out", type=Path, nargs="*", default=None, metavar="DIR",
+                      help="also colour a few galaxies of each DIR's held-out split (its survey: the folder's name); "
+                           "default: the folders the model was trained on, where they exist here; none given: the Hubble Deep Field alone")
     _style_arguments(demo)
     _common_arguments(demo)
 
@@ -228,10 +231,10 @@ def _add_calibrate(commands) -> None:
     train_defaults = TrainConfig()
     calibrate = commands.add_parser(
         "calibrate", help="fit a model's caution: how unlike its training survey an image may be before its colour fades",
-        description="Fits a Gaussian to the model's bottleneck features over DATA_DIR's train split; colour is full within the spread "
-        "of its val split and fades to grey by the distance of all but the nearest few of the --other images (other surveys, press images).",
+        description="Fits a Gaussian to the model's bottleneck features over the DATA_DIRs' train split; colour is full within the spread "
+        "of their val split and fades to grey by the distance of all but the nearest few of the --other images (other surveys, press images).",
     )
-    calibrate.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="the folder the model was trained on")
+    calibrate.add_argument("data_dirs", type=Path, nargs="+", metavar="DATA_DIR", help="the folders the model was trained on (each survey's)")
     calibrate.add_argument("--other", type=Path, action="append", required=True, metavar="DIR", help="images unlike the training survey; repeat for several")
     calibrate.add_argument("-o", "--out", type=Path, required=True, help="the calibrated checkpoint to write (.safetensors)")
     calibrate.add_argument("--far-percentile", type=_fraction_percent, default=5.0,
@@ -248,10 +251,10 @@ def _add_fit_uncertainty(commands) -> None:
     train_defaults = TrainConfig()
     fit_uncertainty = commands.add_parser(
         "fit-uncertainty", help="give a regression model an uncertainty map: a small head that learns its expected colour error",
-        description="Fits an error head on the frozen network's errors over DATA_DIR's train split, reports how well it ranks the "
+        description="Fits an error head on the frozen network's errors over the DATA_DIRs' train split, reports how well it ranks the "
         "actual errors on the val split (Spearman over signal pixels), and writes the model with the head; colorize --uncertainty then works.",
     )
-    fit_uncertainty.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="the folder the model was trained on")
+    fit_uncertainty.add_argument("data_dirs", type=Path, nargs="+", metavar="DATA_DIR", help="the folders the model was trained on (each survey's)")
     fit_uncertainty.add_argument("-o", "--out", type=Path, required=True, help="the checkpoint to write (.safetensors)")
     fit_uncertainty.add_argument("--epochs", type=_positive_int, default=3, help="passes over the train split (default: 3)")
     fit_uncertainty.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,

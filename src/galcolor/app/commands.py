@@ -44,29 +44,25 @@ def _unique_name(base: str, taken: set[str]) -> str:
 
 
 def _demo(args) -> int:
-    import numpy as np
-    from skimage.data import hubble_deep_field
-
-    from ..evaluation.evaluate import format_table, methods_for, score_images, write_report
-    from ..io.atomic import write_png
+    from ..evaluation.evaluate import format_table
     from .api import load_model
+    from .demo import run_demo
 
     began = time.perf_counter()
     model = styled_as_asked(load_model(args.model, args.device), args)
-    truth = hubble_deep_field()  # (872, 1000, 3) uint8, a real HST colour image
     name = _unique_name(_model_name(args.model), {"gray", "lut"})
-    candidates = [(name, model)]
-    if model.cautious:  # show what caution changed, beside it
-        candidates.append((f"{name} --style sdss", model.with_style(0.0, 1.0)))
-    scored = score_images([truth], [None], ["Hubble Deep Field"], methods_for(candidates), examples=1, progress=False)
-    coloured = scored.examples[0][2][name]
-    write_png(args.out / "hubble_deep_field.colorized.png", np.asarray(coloured))
-    paths = write_report(scored, args.out, {"data": "skimage.data.hubble_deep_field()", "model": str(model.source)}, name)
-    result = {"out": str(args.out), "seconds": round(time.perf_counter() - began, 2), "metrics": scored.summaries}
+    quiet = args.quiet or args.json
+    shown = run_demo(model, name, args.out, args.held_out, log=_problems_only if quiet else print)
+    result = {"out": str(args.out), "seconds": round(time.perf_counter() - began, 2), "metrics": shown["metrics"], "held_out": shown["held_out"]}
     if args.json:
         print(json.dumps(_json_safe(result), allow_nan=False))
-    _say(args, format_table({k: v for k, v in scored.summaries.items()}))
-    _say(args, f"\nwrote {args.out / 'hubble_deep_field.colorized.png'}, {paths['examples']} and {paths['markdown']} in {result['seconds']} s")
+    _say(args, "Hubble Deep Field\n" + format_table(shown["metrics"]))
+    for survey, summaries in shown["held_out"].items():
+        _say(args, f"\nheld-out {survey} galaxies\n" + format_table(summaries))
+    if not shown["held_out"] and args.held_out is None:
+        looked_in = ", ".join(shown["looked_in"]) or "the model records none"
+        _say(args, f"\nno held-out galaxies shown: its training folders are not here ({looked_in}); --held-out DIR names some")
+    _say(args, f"\nwrote {args.out / 'hubble_deep_field.colorized.png'}, {shown['paths']['examples']} and {shown['paths']['markdown']} in {result['seconds']} s")
     return EXIT_OK
 
 
@@ -206,9 +202,9 @@ def _calibrate(args) -> int:
 
     model = _model_to_extend(args)
     quiet = args.quiet or args.json
-    caution = calibrate(model, args.data_dir, args.other, args.val_fraction, args.far_percentile, progress=not quiet,
+    caution = calibrate(model, args.data_dirs, args.other, args.val_fraction, args.far_percentile, progress=not quiet,
                         log=(lambda text: None) if quiet else print)
-    save_calibrated(model, caution, args.out, {"data": str(args.data_dir), "other": [str(d) for d in args.other],
+    save_calibrated(model, caution, args.out, {"data": [str(d) for d in args.data_dirs], "other": [str(d) for d in args.other],
                                                "far_percentile": args.far_percentile}, args.saturation)
     limits = [round(float(x), 3) for x in caution.limits]
     if args.json:
@@ -222,7 +218,7 @@ def _fit_uncertainty(args) -> int:
 
     model = _model_to_extend(args)
     quiet = args.quiet or args.json
-    result = fit_and_save(model, args.data_dir, args.out, args.epochs, args.val_fraction, progress=not quiet,
+    result = fit_and_save(model, args.data_dirs, args.out, args.epochs, args.val_fraction, progress=not quiet,
                           log=(lambda text: None) if quiet else print)
     if args.json:
         print(json.dumps(result))

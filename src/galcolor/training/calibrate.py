@@ -17,7 +17,7 @@ from ..io.decode import read_image
 from ..io.paths import find_inputs
 from ..models.caution import FAR_PERCENTILE, Caution, pooled_features
 from ..models.checkpoint import SATURATION_KEY, LoadedModel, save_model
-from .data import load_split
+from .data import load_folders
 
 
 def features_of(model: LoadedModel, images: Iterable[np.ndarray], progress: bool = False, desc: str = "features") -> torch.Tensor:
@@ -33,17 +33,19 @@ def features_of(model: LoadedModel, images: Iterable[np.ndarray], progress: bool
 
 def calibrate(
     model: LoadedModel,
-    data_dir: Path,
+    data_dirs: list[Path],
     other_dirs: list[Path],
     val_fraction: float = 0.15,
     far_percentile: float = FAR_PERCENTILE,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Caution:
-    """Caution for `model`: a Gaussian over the features of data_dir's train split (what it was
-    trained on), full colour within its val split's spread, none as far out as `other_dirs`' images."""
-    train = load_split(Path(data_dir), "train", val_fraction, progress=progress)
-    val = load_split(Path(data_dir), "val", val_fraction, progress=progress)
+    """Caution for `model`: a Gaussian over the features of the train split of data_dirs (what it
+    was trained on: one folder per survey, for a model of several), full colour within their val
+    split's spread, none as far out as `other_dirs`' images."""
+    data_dirs = [Path(d) for d in data_dirs]
+    train = load_folders(data_dirs, "train", val_fraction, progress=progress)
+    val = load_folders(data_dirs, "val", val_fraction, progress=progress)
     others = []
     found, _ = find_inputs([Path(d) for d in other_dirs])
     for path, _relative in found:

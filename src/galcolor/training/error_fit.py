@@ -17,7 +17,7 @@ from ..evaluation.metrics import SIGNAL_L
 from ..inference.expected_error import _expected_from, _watched_pass
 from ..models.checkpoint import LoadedModel, save_model
 from ..models.error_head import ErrorHead, laplace_loss
-from .data import load_split
+from .data import load_folders
 from .split import GalaxySet
 
 SKY_WEIGHT = 0.1  # sky pixels count a little: the map must not be nonsense there, but galaxies are what is scored
@@ -87,16 +87,18 @@ def error_correlation(model: LoadedModel, images: GalaxySet, pixels_per_image: i
     return float(spearmanr(np.concatenate(expected), np.concatenate(actual)).statistic)
 
 
-def fit_and_save(model: LoadedModel, data_dir: Path, out: Path, epochs: int, val_fraction: float, progress: bool = True,
+def fit_and_save(model: LoadedModel, data_dirs: list[Path], out: Path, epochs: int, val_fraction: float, progress: bool = True,
                  log: Callable[[str], None] = print) -> dict:
-    """`galcolor fit-uncertainty`: fit on data_dir's train split, measure on its val split, write the model with its head."""
-    train = load_split(Path(data_dir), "train", val_fraction, progress=progress)
-    val = load_split(Path(data_dir), "val", val_fraction, progress=progress)
+    """`galcolor fit-uncertainty`: fit on the train split of data_dirs (the folders the model was
+    trained on), measure on their val split, write the model with its head."""
+    data_dirs = [Path(d) for d in data_dirs]
+    train = load_folders(data_dirs, "train", val_fraction, progress=progress)
+    val = load_folders(data_dirs, "val", val_fraction, progress=progress)
     for line in train.skipped + val.skipped:
         log(f"skipped {line}")
     head = fit_error_head(model, train, epochs, progress=progress)
     fitted = model.with_error_head(head)
     spearman = error_correlation(fitted, val)
-    metadata = {**model.metadata, "error_head": {"data": str(data_dir), "epochs": epochs, "val_spearman": round(spearman, 4)}}
+    metadata = {**model.metadata, "error_head": {"data": [str(d) for d in data_dirs], "epochs": epochs, "val_spearman": round(spearman, 4)}}
     save_model(dataclasses.replace(fitted, metadata=metadata), out)
     return {"out": str(out), "val_spearman": spearman, "train_images": len(train), "val_images": len(val)}
