@@ -77,7 +77,6 @@ def test_training_on_two_surveys_reports_each_and_lists_the_unreadable_file(few_
 
 
 def _signal_chroma(model, rgb8: np.ndarray) -> float:
-    from galcolor.color.lab import rgb_array_to_lab
     from galcolor.inference.arrays import colorize_lab
 
     predicted, truth = colorize_lab(rgb8.astype(np.float32) / 255.0, model)
