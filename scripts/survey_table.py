@@ -31,9 +31,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("sets", nargs="+", type=parse_set, metavar="PATH=SURVEY[:all]")
+    parser.add_argument("--saturation", type=float, help="colour at this saturation instead of the model's default (caution kept)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
     model = load_model(args.model)
+    if args.saturation is not None:
+        model = model.with_style(saturation=args.saturation)
     results = {}
     print("| set | split | images | " + " | ".join(f"{m}: gray / lut / auto / named / `--style sdss`" for m in COLUMNS) + " |")
     print("|---|---|---|" + "---|" * len(COLUMNS))
