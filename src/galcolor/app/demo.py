@@ -10,10 +10,10 @@ import numpy as np
 from ..errors import GalcolorError, InputError
 from ..evaluation.evaluate import Scored, format_table, methods_for, score_images, write_report
 from ..io.atomic import atomic_write_text, write_png
-from ..io.decode import read_image
 from ..io.paths import find_inputs
 from ..models.checkpoint import LoadedModel
 from ..training.config import TrainConfig
+from ..training.data import read_colour
 from ..training.split import split_of
 
 HELD_OUT_PER_SURVEY = 2
@@ -46,8 +46,7 @@ def held_out_galaxies(folders: list[tuple[Path, str]], val_fraction: float, per_
         for index in picks:
             path, name = items[index]
             try:
-                rgb8 = np.round(read_image(path).rgb * 255.0).astype(np.uint8)  # exact for the 8-bit images surveys ship
-                chosen.setdefault(survey, []).append((name, rgb8))
+                chosen.setdefault(survey, []).append((name, read_colour(path)))
             except InputError as err:
                 log(f"skipped {err}")
     return chosen

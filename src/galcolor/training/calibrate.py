@@ -43,7 +43,6 @@ def calibrate(
     """Caution for `model`: a Gaussian over the features of the train split of data_dirs (what it
     was trained on: one folder per survey, for a model of several), full colour within their val
     split's spread, none as far out as `other_dirs`' images."""
-    data_dirs = [Path(d) for d in data_dirs]
     train = load_folders(data_dirs, "train", val_fraction, progress=progress)
     val = load_folders(data_dirs, "val", val_fraction, progress=progress)
     others = []

@@ -14,6 +14,15 @@ from ..io.paths import find_inputs
 from .split import SPLITS, GalaxySet, _hash_fraction, label_of, split_of
 
 
+def read_colour(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB of a colour image: a truth to learn from or score against. InputError
+    for a file that cannot be read, and for a grey one (it holds no colour)."""
+    decoded = read_image(path)
+    if not decoded.is_colour:
+        raise InputError(path, "grey image, no colour to learn from")
+    return np.round(decoded.rgb * 255.0).astype(np.uint8)
+
+
 def load_split(
     data_dir: Path,
     split: str,
@@ -53,14 +62,10 @@ def load_split(
     dataset = GalaxySet([], [], [], [])
     for path, relative in tqdm(chosen, desc=f"loading {split}", unit="img", disable=not progress, leave=False):
         try:
-            decoded = read_image(path)
+            pixels = read_colour(path)
         except InputError as err:
             dataset.skipped.append(str(err))
             continue
-        if not decoded.is_colour:
-            dataset.skipped.append(f"{path}: grey image, no colour to learn from")
-            continue
-        pixels = np.round(decoded.rgb * 255.0).astype(np.uint8)
         dataset.images.append(torch.from_numpy(pixels).permute(2, 0, 1).contiguous())
         dataset.labels.append(label_of(relative))
         dataset.relatives.append(relative)
