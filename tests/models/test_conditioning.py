@@ -108,14 +108,47 @@ def test_the_global_pathway_lets_the_whole_image_change_the_colour_of_a_patch():
     assert outputs[True] > 1e-6
 
 
+def _galaxy_on_sky(side: int) -> torch.Tensor:
+    """(1, 1, side, side) normalised L: a bright round galaxy (sigma 12 px) centred on faint sky."""
+    yy, xx = torch.meshgrid(torch.arange(side) - side / 2, torch.arange(side) - side / 2, indexing="ij")
+    return (0.1 + 0.75 * torch.exp(-(yy**2 + xx**2) / (2 * 12.0**2)))[None, None]
+
+
+def test_flux_pooling_gives_a_training_crop_and_the_whole_frame_the_same_global_view():
+    """Training sees 128 px crops, users colour whole frames of mostly sky. Pooled alike over every
+    position, the sky of the frame pulls the global view away from the crop's; pooled by flux, the
+    galaxy decides it in both. The stand-in features are the mean L under each bottleneck position,
+    as a trained network's features differ between sky and galaxy."""
+    import torch.nn.functional as F
+
+    from galcolor.models.conditioning import pool
+
+    frame = _galaxy_on_sky(256)
+    crop = frame[..., 64:192, 64:192]
+    shifts = {}
+    for pooling in ("mean", "flux"):
+        model = build_model(ModelConfig(base_width=4, depth=3, working_scale=2, global_pathway=True, global_pooling=pooling))
+        views = [pool(F.avg_pool2d(image, model.size_multiple), model._pooling_weights(image)) for image in (frame, crop)]
+        shifts[pooling] = ((views[0] - views[1]).abs() / views[1]).item()
+    assert shifts["mean"] > 0.15  # the frame's sky dims the view: the mismatch this pooling is for
+    assert shifts["flux"] < 0.1, shifts
+
+
+def test_an_unknown_global_pooling_is_refused():
+    from galcolor.errors import GalcolorError
+
+    with pytest.raises(GalcolorError, match="global pooling"):
+        ModelConfig(global_pathway=True, global_pooling="max")
+
+
 def test_new_config_fields_survive_json_and_old_checkpoints_get_the_defaults():
     import json
 
-    config = ModelConfig(working_scale=2, surveys=SURVEYS, global_pathway=True)
+    config = ModelConfig(working_scale=2, surveys=SURVEYS, global_pathway=True, global_pooling="flux")
     back = from_dict(ModelConfig, json.loads(json.dumps(to_dict(config))))
     assert back == config and isinstance(back.surveys, tuple)
     hash(back)  # frozen configs stay usable as keys
-    old = {k: v for k, v in to_dict(ModelConfig()).items() if k not in ("working_scale", "surveys", "global_pathway")}
+    old = {k: v for k, v in to_dict(ModelConfig()).items() if k not in ("working_scale", "surveys", "global_pathway", "global_pooling")}
     assert from_dict(ModelConfig, old) == ModelConfig()
 
 
@@ -141,7 +174,8 @@ def test_onnx_export_of_an_auto_survey_model(tmp_path):
     from galcolor.inference.export import export_onnx
     from galcolor.models.checkpoint import load_checkpoint, save_checkpoint
 
-    config = ModelConfig(base_width=4, depth=2, working_scale=2, surveys=SURVEYS, global_pathway=True, input_lightness="raw")
+    config = ModelConfig(base_width=4, depth=2, working_scale=2, surveys=SURVEYS, global_pathway=True, global_pooling="flux",
+                         input_lightness="raw")
     path = tmp_path / "conditioned.safetensors"
     save_checkpoint(path, _with_film(config), config)
     written = export_onnx(load_checkpoint(path), tmp_path / "conditioned.onnx")

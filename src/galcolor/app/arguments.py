@@ -179,7 +179,8 @@ def _add_train(commands) -> None:
                             "2 (default) trains 3.9x faster than 1, the full resolution of models before this option, "
                             "at the same validation de00_fg on SDSS (model card)")
     train.add_argument("--global-pathway", action="store_true",
-                       help="U-Net: the decoder also sees the whole image's averaged bottleneck features (a whole-galaxy view)")
+                       help="U-Net: the decoder also sees the whole image's bottleneck features, averaged with each position weighted by "
+                            "its luminance (a whole-galaxy view that a training crop and a whole frame give alike)")
     train.add_argument("--condition-on-survey", action="store_true",
                        help="learn each survey's colour style (surveys: --surveys, else each DATA_DIR's name; at least two) and a recogniser "
                             "that picks the survey when colorize is given --survey auto")

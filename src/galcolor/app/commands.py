@@ -128,7 +128,8 @@ def _train(args) -> int:
     from ..training.trainer import train
 
     model_config = ModelConfig(arch=args.arch, base_width=args.width, depth=args.depth, head=args.head, input_lightness=args.lightness,
-                               working_scale=args.working_scale, global_pathway=args.global_pathway)
+                               working_scale=args.working_scale, global_pathway=args.global_pathway,
+                               global_pooling="flux" if args.global_pathway else "mean")
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
         sky_weight=args.sky_weight, ab_loss=args.ab_loss, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,

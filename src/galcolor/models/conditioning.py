@@ -31,6 +31,15 @@ class FiLM(nn.Module):
         return x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
 
 
+def pool(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, h, w) features -> (B, C): their mean over the image, each position weighted by the
+    (B, 1, h, w) weights where given."""
+    if weights is None:
+        return features.float().mean(dim=(2, 3))
+    weights = weights.float()
+    return (features.float() * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3)).clamp_min(1e-12)
+
+
 class Conditioning(nn.Module):
     """Survey embedding, survey recogniser and global pathway over the pooled bottleneck, and the
     FiLM of each decoder level.
@@ -53,10 +62,12 @@ class Conditioning(nn.Module):
         condition_dim = (embedding_dim if surveys else 0) + (global_dim if global_pathway else 0)
         self.films = nn.ModuleList(FiLM(condition_dim, channels) for channels in level_channels)
 
-    def forward(self, bottleneck: torch.Tensor, survey: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, C, h, w) bottleneck features and optional (B, S) survey weights -> the (B, D)
-        conditioning vector and the recogniser's (B, S) logits (None without surveys)."""
-        pooled = bottleneck.float().mean(dim=(2, 3))  # (B, C): the whole image's view, as caution pools it
+    def forward(self, bottleneck: torch.Tensor, survey: torch.Tensor | None = None,
+                weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, h, w) bottleneck features, optional (B, S) survey weights and optional (B, 1, h, w)
+        pooling weights (None: every position alike) -> the (B, D) conditioning vector and the
+        recogniser's (B, S) logits (None without surveys)."""
+        pooled = pool(bottleneck, weights)  # (B, C): the whole image's view
         parts, logits = [], None
         if self.surveys:
             logits = self.recogniser(pooled)  # (B, S)

@@ -43,6 +43,11 @@ class ModelConfig:
     global_pathway: bool = False
     """U-Net: the image-averaged bottleneck features, through a small MLP, condition the decoder
     too (a whole-galaxy view)."""
+    global_pooling: str = "mean"
+    """How the global pathway and the survey recogniser pool the bottleneck over the image: 'mean'
+    (every position alike; checkpoints from before this option) or 'flux' (weighted by the
+    luminance Y that the input L stands for, so a frame of mostly sky and a crop of mostly galaxy
+    give the same whole-galaxy view: training sees crops, users colour whole frames)."""
 
     def __post_init__(self) -> None:
         if self.arch not in ("seed", "unet"):
@@ -57,6 +62,8 @@ class ModelConfig:
             raise GalcolorError("U-Net needs base_width >= 4 and depth between 1 and 6")
         if isinstance(self.surveys, (list, str)):  # a JSON list, or one name
             object.__setattr__(self, "surveys", (self.surveys,) if isinstance(self.surveys, str) else tuple(self.surveys))
+        if self.global_pooling not in ("mean", "flux"):
+            raise GalcolorError(f"unknown global pooling {self.global_pooling!r}: choose mean or flux")
         if self.working_scale not in (1, 2, 4):
             raise GalcolorError(f"working scale {self.working_scale!r}: choose 1, 2 or 4")
         if not isinstance(self.surveys, tuple) or not all(isinstance(name, str) and name.strip() for name in self.surveys) or len(set(self.surveys)) != len(self.surveys):

@@ -46,14 +46,16 @@ class UNetColorizer(nn.Module):
     """
 
     def __init__(self, base_width: int = 32, depth: int = 4, out_channels: int = 2, bounded: bool = True,
-                 working_scale: int = 1, surveys: int = 0, global_pathway: bool = False) -> None:
+                 working_scale: int = 1, surveys: int = 0, global_pathway: bool = False, global_pooling: str = "mean") -> None:
         super().__init__()
         if depth < 1 or base_width < 4:
             raise ValueError("U-Net needs depth >= 1 and base_width >= 4")
         if working_scale not in (1, 2, 4):
             raise ValueError("working_scale must be 1, 2 or 4")
         widths = [base_width * 2**level for level in range(depth + 1)]
-        self.depth, self.working_scale, self.surveys = depth, working_scale, surveys
+        if global_pooling not in ("mean", "flux"):
+            raise ValueError("global_pooling must be 'mean' or 'flux'")
+        self.depth, self.working_scale, self.surveys, self.global_pooling = depth, working_scale, surveys, global_pooling
         self.stem = DoubleConv(1, widths[0])
         self.downs = nn.ModuleList(DoubleConv(widths[i], widths[i + 1]) for i in range(depth))
         self.ups = nn.ModuleList(
@@ -83,7 +85,17 @@ class UNetColorizer(nn.Module):
         as `condition=` to the tiles of each, so that every tile shares one survey guess and one global view."""
         if not hasattr(self, "conditioning"):
             raise ValueError("this network is not conditioned (no surveys, no global pathway)")
-        return self.conditioning(self._encode(lightness)[-1], survey)
+        return self.conditioning(self._encode(lightness)[-1], survey, self._pooling_weights(lightness))
+
+    def _pooling_weights(self, lightness: torch.Tensor) -> torch.Tensor | None:
+        """(B, 1, h, w) weights of the bottleneck positions for 'flux' pooling: the luminance Y of
+        the normalised L (CIE: Y = ((100 L + 16) / 116)^3 above L = 8), averaged over each position's
+        pixels. None for 'mean' pooling."""
+        if self.global_pooling == "mean":
+            return None
+        lab_l = lightness.float().clamp(0.0, 1.0) * 100.0
+        luminance = torch.where(lab_l > 8.0, ((lab_l + 16.0) / 116.0) ** 3, lab_l / 903.3)
+        return F.avg_pool2d(luminance, self.size_multiple) ** 2 + 1e-6  # squared: the sky of a large frame must not outweigh the galaxy; the floor: a black frame pools as 'mean'
 
     def forward(self, lightness: torch.Tensor, survey: torch.Tensor | None = None, with_survey_logits: bool = False,
                 condition: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
@@ -99,7 +111,7 @@ class UNetColorizer(nn.Module):
             if survey is not None or condition is not None:
                 raise ValueError("this network was built without surveys or global pathway; pass survey=None, condition=None")
         elif condition is None:
-            condition, logits = self.conditioning(x, survey)  # (B, D), (B, S) or None
+            condition, logits = self.conditioning(x, survey, self._pooling_weights(lightness))  # (B, D), (B, S) or None
         for level, up in enumerate(self.ups):
             x = up(x, skips.pop())  # (B, w_i, h/2^i, w/2^i)
             if condition is not None:
