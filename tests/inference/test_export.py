@@ -119,11 +119,12 @@ def test_the_graph_itself_has_named_dynamic_axes_and_self_describing_metadata(sh
     assert (proto.graph.input[0].name, shape) == ("lightness", ["batch", 1, "height", "width"])
     assert [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] == ["batch", 2, "height", "width"]
     described = json.loads({p.key: p.value for p in proto.metadata_props}["galcolor"])
-    assert described["size_multiple"] == 16
+    multiple = described["size_multiple"]
+    assert multiple == load_model(shipped_model_path(), "cpu").config.size_multiple  # what a runner must pad to
     assert described["model_config"]["head"] == "regress"
 
     runner = OnnxColorizer(shipped_onnx)
-    for batch, height, width in ((1, 32, 48), (3, 64, 16)):  # the bare graph, sizes it was not traced at
+    for batch, height, width in ((1, 2 * multiple, 3 * multiple), (3, 4 * multiple, multiple)):  # the bare graph, sizes it was not traced at
         assert runner.run_graph(np.full((batch, 1, height, width), 0.3, np.float32)).shape == (batch, 2, height, width)
 
 
