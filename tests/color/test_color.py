@@ -7,9 +7,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from skimage.color import lab2rgb, rgb2lab
+from skimage.color import lab2rgb, lab2xyz, rgb2lab
 
-from galcolor.color.lab import AB_SCALE, L_MAX, denormalise_ab, lab_array_to_rgb8, lab_to_rgb, normalise_ab, normalise_lightness, rgb_array_to_lab, rgb_to_lab
+from galcolor.color.lab import AB_SCALE, L_MAX, denormalise_ab, lab_array_to_rgb8, lab_to_rgb, luminance_of_lightness, normalise_ab, normalise_lightness, rgb_array_to_lab, rgb_to_lab
 
 EDGE_COLOURS = np.array(
     [
@@ -59,6 +59,14 @@ def test_edge_colours_have_their_textbook_lab():
     np.testing.assert_allclose(lab[0, 4], [32.30, 79.19, -107.86], atol=0.02)  # sRGB blue
     # Greys carry no chroma at any lightness (the sRGB matrix's rounding leaves < 0.01).
     assert np.abs(lab[0, [0, 1, 8, 9, 11], 1:]).max() < 0.01
+
+
+def test_luminance_of_lightness_is_cie_y_on_both_sides_of_the_knee():
+    lightness = np.linspace(0.0, 100.0, 401)
+    grey_lab = np.stack([lightness, np.zeros_like(lightness), np.zeros_like(lightness)], axis=-1)
+    expected_y = lab2xyz(grey_lab)[:, 1]
+    got = luminance_of_lightness(torch.from_numpy(lightness).float()).numpy()
+    np.testing.assert_allclose(got, expected_y, atol=2e-6)
 
 
 def test_lab_to_rgb_matches_skimage():

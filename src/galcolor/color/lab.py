@@ -51,6 +51,11 @@ def _inverse_f(f: torch.Tensor) -> torch.Tensor:
     return cubic * cubic * cubic + (line - 4.0 / 29.0) / 7.787 - (_F_KNEE - 4.0 / 29.0) / 7.787
 
 
+def luminance_of_lightness(lab_l: torch.Tensor) -> torch.Tensor:
+    """CIE relative luminance Y (0..1) of lightness L* (0..100), as kornia's Lab -> XYZ gives it."""
+    return _inverse_f((lab_l + 16.0) / 116.0)
+
+
 class _GamutTest:
     """How far L, a*s, b*s lies outside sRGB (<= 0: inside, to 1e-4), for many chroma scales s
     of fixed L, a, b (flat tensors).

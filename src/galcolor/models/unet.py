@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..color.lab import luminance_of_lightness
 from .conditioning import Conditioning
 from .guided import GuidedHead
 
@@ -93,8 +94,7 @@ class UNetColorizer(nn.Module):
         pixels. None for 'mean' pooling."""
         if self.global_pooling == "mean":
             return None
-        lab_l = lightness.float().clamp(0.0, 1.0) * 100.0
-        luminance = torch.where(lab_l > 8.0, ((lab_l + 16.0) / 116.0) ** 3, lab_l / 903.3)
+        luminance = luminance_of_lightness(lightness.float().clamp(0.0, 1.0) * 100.0)
         return F.avg_pool2d(luminance, self.size_multiple) ** 2 + 1e-6  # squared: the sky of a large frame must not outweigh the galaxy; the floor: a black frame pools as 'mean'
 
     def forward(self, lightness: torch.Tensor, survey: torch.Tensor | None = None, with_survey_logits: bool = False,
