@@ -1,8 +1,8 @@
 """Draw the model card's colour_r curve from the runs of `scripts/colour_r_curve.sh`.
 
 Reads RUN_DIR/n*/scores.json (survey_table's figures), counts each run's training galaxies from
-its config.json, and plots colour_r and de00_fg on each
-held-out set against the number of training galaxies, with `lut` and `gray` as baselines.
+its config.json, and plots colour_r (with its 95 % interval over the scored images) and de00_fg
+(with `lut` and `gray` of the largest run) on each held-out set against that number.
 
     python scripts/plot_colour_r_curve.py runs/curve docs/images/colour-r-curve.png
 """
@@ -61,14 +61,12 @@ def main() -> None:
             values = [p[2][name]["auto"][metric] for p in points]
             if metric == "colour_r":
                 low, high = zip(*(fisher_interval(v, p[2][name]["auto"]["n_images"]) for v, p in zip(values, points)))
-                line = axis.errorbar(sizes, values, yerr=[[v - lo for v, lo in zip(values, low)], [hi - v for v, hi in zip(values, high)]],
-                                     fmt="o-", capsize=3, label=f"{label} val (95 % over images)").lines[0]
+                axis.errorbar(sizes, values, yerr=[[v - lo for v, lo in zip(values, low)], [hi - v for v, hi in zip(values, high)]],
+                              fmt="o-", capsize=3, label=f"{label} val (95 % over images)")
                 continue
             line, = axis.plot(sizes, values, "o-", label=f"{label} val")
-            if metric == "de00_fg":
-                for baseline, style in (("lut", "--"), ("gray", ":")):
-                    axis.axhline(points[-1][2][name][baseline][metric], color=line.get_color(), linestyle=style,
-                                 label=f"{label} {baseline}")
+            for baseline, style in (("lut", "--"), ("gray", ":")):
+                axis.axhline(points[-1][2][name][baseline][metric], color=line.get_color(), linestyle=style, label=f"{label} {baseline}")
     axes[0].axhline(COLOUR_R_TARGET, color="grey", linestyle="--", label=f"target {COLOUR_R_TARGET}")
     for axis, metric in zip(axes, ("colour_r (higher is better)", "de00_fg (lower is better)")):
         axis.set_xscale("log")
