@@ -29,11 +29,10 @@ def fisher_interval(r: float, n: int) -> tuple[float, float]:
     return math.tanh(math.atanh(r) - spread), math.tanh(math.atanh(r) + spread)
 
 
-def training_images(run: Path) -> int:
-    """The run's training-set size, as config.json and the data folder's hash split give it."""
+def training_images(config: dict) -> int:
+    """The run's training-set size, as its config.json and the data folder's hash split give it."""
     from galcolor.training.data import load_split
 
-    config = json.loads((run / "config.json").read_text())
     return len(load_split(Path(config["data_dir"][0]), "train", config["train"]["val_fraction"],
                           config["train"]["max_images"], progress=False))
 
@@ -48,8 +47,9 @@ def main() -> None:
     for run in runs:
         scores = json.loads((run / "scores.json").read_text())
         epochs = sum(1 for _ in csv.DictReader((run / "log.csv").open()))
-        images = training_images(run)
-        steps = epochs * (images // json.loads((run / "config.json").read_text())["train"]["batch_size"])
+        config = json.loads((run / "config.json").read_text())
+        images = training_images(config)
+        steps = epochs * (images // config["train"]["batch_size"])
         points.append((images, steps, scores))
         print(f"{run.name}: {images} training galaxies, {epochs} epochs, {steps} steps")
     sets = list(points[0][2])
