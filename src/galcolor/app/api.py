@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..color.lab import lab_array_to_rgb8
+from ..errors import GalcolorError
 from ..inference.arrays import as_rgb_float, colorize_lab
+from ..inference.hints import colour_of_image, colour_of_reference
 from ..models.checkpoint import LoadedModel, load_checkpoint, stored_config
 from ..models.device import resolve_device
 
@@ -29,17 +31,30 @@ def shipped_surveys() -> tuple[str, ...]:
     return stored_config(shipped_model_path()).surveys
 
 
-def colorize(image, model: LoadedModel | str | Path | None = None, survey: str | None = None) -> np.ndarray:
+def colorize(image, model: LoadedModel | str | Path | None = None, survey: str | None = None,
+             galaxy_colour: tuple[float, float] | None = None, colour_from=None) -> np.ndarray:
     """Colour one image from its lightness alone; returns uint8 RGB of the same height and width.
 
     `model` is a loaded model, a checkpoint's path, or None for the shipped model. A colour input
     is reduced to its L first, so the result can be checked against the original. `survey`: the
-    survey whose colour style to imitate, one of `model.config.surveys`, or "auto" for the survey
-    the model recognises in the image; None keeps the model's own setting (auto unless set with
-    `model.with_survey`)."""
+    survey whose colour style to imitate, one of `model.config.surveys` (your decision: its colour
+    is then not faded by caution), or "auto" for the survey the model recognises in the image; None
+    keeps the model's own setting (auto unless set with `model.with_survey`).
+    `galaxy_colour`: the galaxy's flux-weighted mean (a*, b*), known from a catalogue, say;
+    `colour_from`: a colour image of the same galaxy (a path, an array or a PIL image, any size) to
+    take it from. Either replaces the galaxy-colour stage's estimate."""
     model = load_model(model) if isinstance(model, (str, Path)) else (model or _default_model())
     if survey is not None:
         model = model.with_survey(survey)
+        if model.survey is not None:
+            model = model.with_style(caution_strength=0.0)
+    if galaxy_colour is not None and colour_from is not None:
+        raise GalcolorError("give galaxy_colour or colour_from, not both")
+    if colour_from is not None:
+        galaxy_colour = (colour_of_reference(colour_from) if isinstance(colour_from, (str, Path))
+                         else colour_of_image(as_rgb_float(colour_from)))
+    if galaxy_colour is not None:
+        model = model.with_galaxy_colour(tuple(galaxy_colour))
     predicted, _ = colorize_lab(as_rgb_float(image), model)
     return lab_array_to_rgb8(predicted)
 

@@ -152,6 +152,13 @@ def _add_colorize(commands) -> None:
                           help="draw --samples from the distribution sharpened by T: 1 (default) as trained, below 1 narrower and nearer the best guess")
     colorize.add_argument("--temperature", type=_share, default=None,
                           help="annealed-mean temperature of a classification model, above 0 and at most 1 (default: the one chosen on validation)")
+    hints = colorize.add_mutually_exclusive_group()
+    hints.add_argument("--galaxy-colour", default=None, metavar="A,B",
+                       help="the galaxy's flux-weighted mean a*, b* (from a catalogue, say): every input's colour is shifted to it instead of "
+                            "the galaxy-colour stage's estimate")
+    hints.add_argument("--colour-from", type=Path, default=None, metavar="REF",
+                       help="take the galaxy's mean colour from REF, a colour image of the same galaxy (any size or survey); or from a list "
+                            "file (.csv or .txt) of INPUT,REFERENCE lines giving each input its own (inputs not in it use the stage's estimate)")
     colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file")
     colorize.add_argument("--compress-level", type=_png_level, default=FOLDER_PNG_LEVEL, metavar="0-9",
                           help=f"zlib level of the PNGs: the same pixels at every level, 9 smallest, 0 fastest (default: {FOLDER_PNG_LEVEL}; "
@@ -263,6 +270,24 @@ def _add_fit_uncertainty(commands) -> None:
     _common_arguments(fit_uncertainty)
 
 
+def _add_fit_galaxy_colour(commands) -> None:
+    train_defaults = TrainConfig()
+    fit = commands.add_parser(
+        "fit-galaxy-colour", help="give a model its galaxy-colour stage: a small network that reads each galaxy's overall colour from a thumbnail",
+        description="Trains a small network on a 64x64 thumbnail of every galaxy of the DATA_DIRs' train split to predict its flux-weighted "
+        "mean (a*, b*) for each survey the model knows, scores it on their val split beside the lut baseline (r(a*), r(b*), mean error "
+        "per survey), and writes the model with it: colorize then shifts each galaxy's colour to the stage's estimate.",
+    )
+    fit.add_argument("data_dirs", type=Path, nargs="+", metavar="DATA_DIR", help="the folders the model was trained on (each survey's)")
+    fit.add_argument("-o", "--out", type=Path, required=True, help="the checkpoint to write (.safetensors)")
+    fit.add_argument("--surveys", nargs="+", default=None, metavar="NAME",
+                     help="the survey of each DATA_DIR, one of the model's (default: each folder's name)")
+    fit.add_argument("--steps", type=_positive_int, default=12_000, help="training steps of 32 thumbnails (default: 12000)")
+    fit.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
+                     help=f"the training run's held-out share, on which the stage is scored (default: {train_defaults.val_fraction:g})")
+    _common_arguments(fit)
+
+
 def _add_serve(commands) -> None:
     serve = commands.add_parser("serve", help="run the local web app (needs: pip install 'galcolor[web]')")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; there is no login)")
@@ -341,6 +366,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="galcolor", description="Colour grayscale galaxy images with deep convolutional networks.")
     parser.add_argument("--version", action="version", version=f"galcolor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_colorize, _add_train, _add_evaluate, _add_calibrate, _add_fit_uncertainty, _add_serve, _add_data, _add_bench, _add_export, _add_composite):
+    for add in (_add_demo, _add_colorize, _add_train, _add_evaluate, _add_calibrate, _add_fit_uncertainty, _add_fit_galaxy_colour, _add_serve, _add_data, _add_bench, _add_export, _add_composite):
         add(commands)
     return parser

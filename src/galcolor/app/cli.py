@@ -25,9 +25,25 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+NEGATIVE_VALUED = ("--galaxy-colour",)  # its a* is often negative: "-2,8" would read as an option
+
+
+def joined_negative_values(argv: list[str]) -> list[str]:
+    """`--galaxy-colour -2,8` as `--galaxy-colour=-2,8`, which argparse reads as a value."""
+    joined, index = [], 0
+    while index < len(argv):
+        if argv[index] in NEGATIVE_VALUED and index + 1 < len(argv) and argv[index + 1].startswith("-"):
+            joined.append(f"{argv[index]}={argv[index + 1]}")
+            index += 2
+        else:
+            joined.append(argv[index])
+            index += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(joined_negative_values(sys.argv[1:] if argv is None else list(argv)))
     warnings.filterwarnings("ignore", module="PIL")  # odd EXIF and the like: the file still decodes
     on_main_thread = threading.current_thread() is threading.main_thread()  # only there may signal handlers be set
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None

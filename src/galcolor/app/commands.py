@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..color.style import styled
 from ..errors import GalcolorError
+from ..models.checkpoint import AUTO_SURVEY
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -21,8 +22,12 @@ def _problems_only(text: str) -> None:
 
 
 def styled_as_asked(model, args):
-    """The model with the colour style the user chose: a preset, then explicit --caution/--saturation."""
-    return styled(model, args.style, args.caution, args.saturation).with_survey(args.survey)
+    """The model with the colour style the user chose: a preset, then explicit --caution/--saturation.
+    A survey the user names is their decision: its colour is not faded unless they ask for caution."""
+    caution = args.caution
+    if caution is None and args.style == "auto" and args.survey != AUTO_SURVEY:
+        caution = 0.0
+    return styled(model, args.style, caution, args.saturation).with_survey(args.survey)
 
 
 def _say(args, text: str) -> None:
@@ -92,6 +97,7 @@ def _colorize_share(args) -> int:
     # Planned once, by rank 0: with --skip-existing, a rank that planned after another had begun
     # writing would see other jobs, and shares of different lists miss or repeat files.
     jobs, outcomes = distributed.run_on_main(plan_jobs, args.inputs, args.out, args.overwrite, args.skip_existing, extras)
+    model, jobs = _with_hints(model, jobs, args)
     coloured = distributed.gather(colorize_files(distributed.shard(jobs), model, batch_size=args.batch_size, max_pixels=args.max_pixels, compress_level=args.compress_level,
                                                  progress=not (args.quiet or args.json) and distributed.is_main(), extras=extras))
     if distributed.active():  # back from the ranks' interleaved shares to the planned order
@@ -119,6 +125,36 @@ def _colorize_share(args) -> int:
         print("galcolor: error: no image files found in the inputs", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _with_hints(model, jobs, args):
+    """--galaxy-colour and --colour-from: one hint for every input (read before any is coloured, so a bad
+    one stops the run at once), or a list file's reference per input (a bad one fails its input alone)."""
+    import dataclasses
+
+    from ..inference.hints import colour_of_reference, parse_galaxy_colour, read_reference_list
+
+    if args.galaxy_colour is not None:
+        return model.with_galaxy_colour(parse_galaxy_colour(args.galaxy_colour)), jobs
+    if args.colour_from is None:
+        return model, jobs
+    if args.colour_from.suffix.lower() not in (".csv", ".txt"):
+        return model.with_galaxy_colour(colour_of_reference(args.colour_from)), jobs
+    references = read_reference_list(args.colour_from)
+    hinted, read = [], {}
+    for job in jobs:
+        reference = references.get(job.source.resolve())
+        if reference is None:
+            hinted.append(job)
+            continue
+        if reference not in read:
+            try:
+                read[reference] = (colour_of_reference(reference), None)
+            except GalcolorError as err:
+                read[reference] = (None, f"{job.source}: {err}")
+        hint, problem = read[reference]
+        hinted.append(dataclasses.replace(job, hint=hint, hint_error=problem))
+    return model, hinted
 
 
 def _train(args) -> int:
@@ -225,6 +261,22 @@ def _fit_uncertainty(args) -> int:
         print(json.dumps(result))
     _say(args, f"error head: Spearman {result['val_spearman']:.3f} between expected and actual error on "
                f"{result['val_images']} validation images -> {args.out}")
+    return EXIT_OK
+
+
+def _fit_galaxy_colour(args) -> int:
+    from ..training.galaxy_colour_fit import fit_and_save
+
+    model = _model_to_extend(args)
+    quiet = args.quiet or args.json
+    result = fit_and_save(model, args.data_dirs, args.out, args.surveys, args.steps, args.val_fraction, progress=not quiet,
+                          log=(lambda text: None) if quiet else print)
+    if args.json:
+        print(json.dumps(_json_safe(result), allow_nan=False))
+    for survey, row in result["val"].items():
+        _say(args, f"{survey}: {row['images']} held-out galaxies, r(a*) {row['stage_r_a']:.3f} (lut {row['lut_r_a']:.3f}), "
+                   f"r(b*) {row['stage_r_b']:.3f} (lut {row['lut_r_b']:.3f}), mean error {row['stage_error']:.2f} ab (lut {row['lut_error']:.2f})")
+    _say(args, f"galaxy colour: {result['train_images']} training galaxies, {result['seconds']:.0f} s -> {args.out}")
     return EXIT_OK
 
 
@@ -339,5 +391,5 @@ def _composite(args) -> int:
 
 
 COMMANDS = {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "calibrate": _calibrate,
-            "fit-uncertainty": _fit_uncertainty, "bench": _bench, "serve": _serve, "data": _data, "export": _export,
+            "fit-uncertainty": _fit_uncertainty, "fit-galaxy-colour": _fit_galaxy_colour, "bench": _bench, "serve": _serve, "data": _data, "export": _export,
             "composite": _composite}

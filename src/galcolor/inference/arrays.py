@@ -11,7 +11,7 @@ from ..color.lab import rgb_to_lab
 from ..errors import GalcolorError
 from ..io.decode import linear_lightness, pil_to_rgb
 from ..models.checkpoint import LoadedModel
-from .predict import TILE, predict_ab, predict_ab_tiled
+from .predict import TILE, Verdict, predict_ab, predict_ab_tiled
 
 
 def as_rgb_float(image) -> np.ndarray:
@@ -68,26 +68,27 @@ def _display_levels(pixels: np.ndarray) -> np.ndarray:
                         "pass linear data as one grey band")
 
 
-def colorize_lab(rgb: np.ndarray, model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, 3) float sRGB -> (predicted Lab, input Lab), each (H, W, 3) float32, at full size."""
+def colorize_lab(rgb: np.ndarray, model: LoadedModel, verdicts: list[Verdict] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) float sRGB -> (predicted Lab, input Lab), each (H, W, 3) float32, at full size.
+    `verdicts` receives what was decided for the image's colour (predict.Verdict)."""
     if np.ndim(rgb) != 3 or np.shape(rgb)[2] != 3 or 0 in np.shape(rgb)[:2]:
         raise GalcolorError(f"colorize_lab takes float sRGB of shape (H, W, 3); got {np.shape(rgb)} (as_rgb_float converts other images)")
     tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
     with torch.inference_mode():
         input_lab = rgb_to_lab(tensor)
-        ab = predict_ab_tiled(model, input_lab[:, :1])
+        ab = predict_ab_tiled(model, input_lab[:, :1], verdicts=verdicts)
     predicted = torch.cat([input_lab[:, :1], ab], dim=1)
     return predicted[0].permute(1, 2, 0).numpy(), input_lab[0].permute(1, 2, 0).numpy()
 
 
-def colorize_lab_batch(images: list[np.ndarray], model: LoadedModel) -> list[np.ndarray]:
+def colorize_lab_batch(images: list[np.ndarray], model: LoadedModel, verdicts: list[Verdict] | None = None) -> list[np.ndarray]:
     """Like colorize_lab for several same-size images in one forward pass (large ones go tile by tile)."""
     height, width = images[0].shape[:2]
     if len(images) == 1 or max(height, width) > TILE:
-        return [colorize_lab(image, model)[0] for image in images]
+        return [colorize_lab(image, model, verdicts)[0] for image in images]
     tensor = torch.from_numpy(np.stack(images).astype(np.float32, copy=False)).permute(0, 3, 1, 2)
     with torch.inference_mode():
         input_lab = rgb_to_lab(tensor)
-        ab = predict_ab(model, input_lab[:, :1]).cpu()
+        ab = predict_ab(model, input_lab[:, :1], verdicts).cpu()
     predicted = torch.cat([input_lab[:, :1], ab], dim=1).permute(0, 2, 3, 1).numpy()
     return list(predicted)

@@ -34,6 +34,7 @@ from ..models.config import ModelConfig, from_dict, to_dict
 from ..errors import GalcolorError
 from ..io.atomic import atomic_write_bytes
 from ..color.lightness import canonical_lightness
+from .galaxy_colour import saturation_of, shifted, stage_estimate, survey_weights
 
 FORMAT = "galcolor-onnx-1"
 METADATA_KEY = "galcolor"  # metadata_props entry holding the JSON description below
@@ -44,19 +45,26 @@ INSTALL_HINT = "pip install 'galcolor[onnx]'"
 
 class DecodedNetwork(torch.nn.Module):
     """The network followed by the model's own decode: normalised L (B, 1, H, W) -> ab (B, 2, H, W),
-    then faded by the model's caution and scaled by its saturation where it has them.
+    shifted to the galaxy-colour stage's estimate, faded by the model's caution and scaled by its
+    saturation (its recognised survey's, where it has one per survey), as inference.predict does.
 
-    Calling LoadedModel.decode itself (rather than re-writing it) keeps the exported arithmetic
-    the same as PyTorch inference by construction.
+    Calling LoadedModel.decode and inference.galaxy_colour themselves (rather than re-writing them)
+    keeps the exported arithmetic the same as PyTorch inference by construction.
     """
 
     def __init__(self, network: torch.nn.Module, decode: Callable[[torch.Tensor], torch.Tensor],
-                 caution: Any = None, caution_strength: float = 0.0, saturation: float = 1.0) -> None:
+                 caution: Any = None, caution_strength: float = 0.0, saturation: float = 1.0, *,
+                 surveys: int = 0, chosen_survey: int | None = None, stage: torch.nn.Module | None = None,
+                 survey_saturation: tuple[float, ...] | None = None) -> None:
         super().__init__()
         self.network = network
         self.decode = decode
         self.caution = caution if caution is not None and caution_strength > 0 else None
         self.caution_strength, self.saturation = float(caution_strength), float(saturation)
+        self.recognises = surveys > 0 and hasattr(network, "conditioning")
+        self.chosen_survey, self.surveys = chosen_survey, surveys
+        self.stage = stage
+        self.survey_saturation = None if survey_saturation is None else torch.tensor(survey_saturation, dtype=torch.float32)
         self._bottleneck_output: list[torch.Tensor] = []
         if self.caution is not None:
             from ..models.caution import bottleneck
@@ -65,12 +73,26 @@ class DecodedNetwork(torch.nn.Module):
 
     def forward(self, normalised_lightness: torch.Tensor) -> torch.Tensor:
         self._bottleneck_output.clear()
-        ab = self.decode(self.network(normalised_lightness))
+        chosen = None
+        if self.chosen_survey is not None:
+            chosen = torch.nn.functional.one_hot(torch.full_like(normalised_lightness[:, 0, 0, 0], self.chosen_survey, dtype=torch.long),
+                                                 self.surveys).float()  # (B, S)
+        logits = None
+        if self.recognises:
+            output, logits = self.network(normalised_lightness, survey=chosen, with_survey_logits=True)
+        else:
+            output = self.network(normalised_lightness)
+        ab = self.decode(output)
+        weights = survey_weights(chosen, logits)
+        ab = shifted(ab, normalised_lightness * L_MAX, stage_estimate(self.stage, normalised_lightness, weights))
+        saturation = saturation_of(self.saturation, self.survey_saturation, weights)
         if self.caution is None:
-            return ab * self.saturation if self.saturation != 1.0 else ab
-        # As infer.colour_factor: the bottleneck's mean over the (padded) image, scored by caution itself.
+            if isinstance(saturation, float):
+                return ab * saturation if saturation != 1.0 else ab
+            return ab * saturation.view(-1, 1, 1, 1)
+        # As predict.colour_factor: the bottleneck's mean over the (padded) image, scored by caution itself.
         pooled = self._bottleneck_output[-1].float().mean(dim=(2, 3))
-        factor = self.caution.confidence(pooled) ** self.caution_strength * self.saturation
+        factor = self.caution.confidence(pooled) ** self.caution_strength * saturation
         return ab * factor.view(-1, 1, 1, 1)
 
 
@@ -82,7 +104,11 @@ def decoded_network(model: LoadedModel) -> DecodedNetwork:
     cpu_model.network = network
     if bins is not None:
         cpu_model.bins = type(bins)(bins.centres.cpu().float(), bins.prior.cpu().float())
-    return DecodedNetwork(network, cpu_model.decode, model.caution, model.caution_strength, model.saturation).eval()
+    stage = None if model.galaxy_colour is None else copy.deepcopy(model.galaxy_colour).to("cpu", torch.float32).eval()
+    chosen = None if model.survey is None else model.config.surveys.index(model.survey)
+    return DecodedNetwork(network, cpu_model.decode, model.caution, model.caution_strength, model.saturation,
+                          surveys=len(model.config.surveys), chosen_survey=chosen, stage=stage,
+                          survey_saturation=model.survey_saturation).eval()
 
 
 def description(model: LoadedModel) -> dict[str, Any]:
@@ -105,6 +131,10 @@ def description(model: LoadedModel) -> dict[str, Any]:
         "lightness_reference": None if reference is None else [float(v) for v in reference.float().cpu()],
         "caution": {"included": model.cautious,
                     "strength": model.caution_strength, "saturation": model.saturation},
+        "survey_saturation": None if model.survey_saturation is None else dict(zip(model.config.surveys, model.survey_saturation)),
+        "survey": model.survey or "auto",
+        "galaxy_colour": {"included": model.galaxy_colour is not None,
+                          "meaning": "ab shifted so that its L-weighted mean over pixels with L > 15 is the galaxy-colour stage's estimate"},
         "source_checkpoint": model.source.name if model.source else None,
     }
 

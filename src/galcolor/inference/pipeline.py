@@ -25,7 +25,7 @@ from ..color.lab import lab_array_to_rgb8
 from ..errors import GalcolorError, InputError, Stopped
 from .diversity import extra_outputs
 from ..io.fits_output import write_fits_rgb
-from .predict import TILE, lab_bands
+from .predict import TILE, Verdict, lab_bands
 from ..io.decode import DEFAULT_MAX_PIXELS, DecodedImage, read_image
 from ..io.atomic import FOLDER_PNG_LEVEL, PngRowWriter, atomic_output, atomic_write_bytes, write_png
 from ..io.paths import find_inputs, output_path
@@ -37,6 +37,21 @@ class FileOutcome:
     output: str | None
     status: str  # "coloured", "failed" or "skipped"
     message: str = ""
+    colour: dict | None = None  # what decided the colour (predict.Verdict): survey and probability, caution, galaxy colour
+
+
+def colour_note(verdict: Verdict) -> str:
+    """The verdict in a few words, for a progress line and a report's message."""
+    parts = []
+    if verdict.survey is not None:
+        parts.append(f"as {verdict.survey} ({verdict.survey_probability:.0%})")
+    if verdict.colour_kept < 0.995:
+        parts.append("faded to grey by caution (unlike its training surveys)" if verdict.colour_kept < 0.005
+                     else f"caution kept {verdict.colour_kept:.0%} of the colour")
+    if verdict.galaxy_colour is not None:
+        a, b = verdict.galaxy_colour
+        parts.append(f"galaxy colour a* {a:+.1f} b* {b:+.1f} from {'your hint' if verdict.galaxy_colour_from == 'hint' else 'the galaxy-colour stage'}")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,8 @@ def _beside(path: Path, suffix: str) -> Path:
 class Job:
     source: Path
     output: Path
+    hint: tuple[float, float] | None = None  # the galaxy's mean (a*, b*) from the user, for this input alone
+    hint_error: str | None = None  # why this input's colour reference could not be used: the job fails with it
 
 
 def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip_existing: bool,
@@ -199,29 +216,44 @@ _LARGE_IMAGES = threading.Lock()  # one streamed image at a time: their working 
 
 
 def _colour_one(job: Job, replicas: queue.SimpleQueue, max_pixels: int, extras: Extras | None, compress_level: int,
-                stop: threading.Event | None = None) -> None:
+                stop: threading.Event | None = None) -> Verdict | None:
+    if job.hint_error:
+        raise GalcolorError(job.hint_error)
     decoded = read_image(job.source, max_pixels=max_pixels)
-    model = replicas.get()
+    replica = replicas.get()
+    verdicts: list[Verdict] = []
     try:
+        model = for_job(replica, job)
         if max(decoded.shape) > TILE:
             with _LARGE_IMAGES:
                 if stop is not None and stop.is_set():  # waited for the lock while the run was being stopped
                     raise Stopped("interrupted")
-                _write_streamed(job.output, decoded, model, extras, compress_level, stop)
-            return
-        lab, _ = colorize_lab(decoded.rgb, model)
+                _write_streamed(job.output, decoded, model, extras, compress_level, stop, verdicts)
+            return verdicts[0] if verdicts else None
+        lab, _ = colorize_lab(decoded.rgb, model, verdicts)
         extra, problem = _extra_arrays(job, lab, model, extras)
     finally:
-        replicas.put(model)
+        replicas.put(replica)
     header = decoded.fits_header if extras and extras.fits else None
     _write_outputs(job.output, lab_array_to_rgb8(lab), extra, problem, bool(extras and extras.fits), header, compress_level)
+    return verdicts[0] if verdicts else None
 
 
-def _settled(job: Job, work: Future | Callable[..., None], bar, *args) -> FileOutcome:
-    """The outcome of a job's work: a future, or a function run here with args."""
+def for_job(model: LoadedModel, job: Job) -> LoadedModel:
+    """The model with this input's own colour hint, where it has one."""
+    return model if job.hint is None else model.with_galaxy_colour(job.hint)
+
+
+def _settled(job: Job, work: Future | Callable[..., Verdict | None], bar, *args) -> FileOutcome:
+    """The outcome of a job's work: a future, or a function run here with args; each returns the
+    image's Verdict where it was coloured."""
     try:
-        work.result() if isinstance(work, Future) else work(*args)
-        outcome = FileOutcome(str(job.source), str(job.output), "coloured")
+        verdict = work.result() if isinstance(work, Future) else work(*args)
+        note = colour_note(verdict) if isinstance(verdict, Verdict) else ""
+        outcome = FileOutcome(str(job.source), str(job.output), "coloured", note,
+                              verdict.as_dict() if isinstance(verdict, Verdict) else None)
+        if note:
+            bar.set_postfix_str(f"{job.source.name}: {note}", refresh=False)
     except InputError as err:  # the input could not be read: no output was attempted
         outcome = FileOutcome(str(job.source), None, "failed", str(err))
     except GalcolorError as err:
@@ -231,14 +263,14 @@ def _settled(job: Job, work: Future | Callable[..., None], bar, *args) -> FileOu
 
 
 def _write_streamed(path: Path, decoded: DecodedImage, model: LoadedModel, extras: Extras | None, compress_level: int,
-                    stop: threading.Event | None = None) -> None:
+                    stop: threading.Event | None = None, verdicts: list[Verdict] | None = None) -> Verdict | None:
     """Colour a large image band by band of rows into a PNG written as the bands arrive: memory
     holds the decoded pixels, one row of tiles and (for a cautious model) ab as float16."""
     height, width = decoded.shape
     keep = np.empty((height, width, 3), np.uint8) if extras and extras.fits else None  # FITS output needs the whole image
     with atomic_output(path) as tmp, open(tmp, "wb") as file:
         png = PngRowWriter(file, width, height, compress_level=compress_level)
-        for top, lab in lab_bands(model, decoded.rgb_rows, height, width, stop=stop):
+        for top, lab in lab_bands(model, decoded.rgb_rows, height, width, stop=stop, verdicts=verdicts):
             for start in range(0, lab.shape[2], _OUTPUT_BAND):  # gamut fitting's temporaries stay small
                 rgb8 = lab_array_to_rgb8(lab[0, :, start : start + _OUTPUT_BAND].permute(1, 2, 0).numpy())
                 png.write(rgb8)
@@ -249,6 +281,7 @@ def _write_streamed(path: Path, decoded: DecodedImage, model: LoadedModel, extra
             write_fits_rgb(_beside(path, ".fits"), keep, decoded.fits_header)
     if extras and (extras.samples or extras.uncertainty):  # the colour is written; only the extras are refused
         raise GalcolorError(f"{decoded.source}: coloured, but --samples and --uncertainty work on images up to {TILE} px a side")
+    return verdicts[0] if verdicts else None
 
 
 _OUTPUT_BAND = 128
@@ -268,7 +301,7 @@ def _colorize_in_batches(jobs, model, max_pixels, batch_size, workers, extras, c
                 job = next(queue_, None)
                 if job is None:
                     return
-                pending.append((job, pool.submit(read_image, job.source, max_pixels=max_pixels)))
+                pending.append((job, pool.submit(_read_for, job, max_pixels)))
 
         def finish_writes(limit: int) -> None:
             while len(writes) > limit:
@@ -292,24 +325,36 @@ def _colorize_in_batches(jobs, model, max_pixels, batch_size, workers, extras, c
                     pending.popleft()
                     refill()
                     finish_writes(limit=0)  # its band-by-band output must not wait behind queued writes
-                    outcomes.append(_settled(job, _write_streamed, bar, job.output, decoded, model, extras, compress_level))
+                    outcomes.append(_settled(job, _write_streamed, bar, job.output, decoded, for_job(model, job), extras, compress_level))
                     continue
-                if batch and decoded.shape != batch[0][1].shape:
-                    break  # only images of one size share a forward pass
+                if batch and (decoded.shape != batch[0][1].shape or job.hint != batch[0][0].hint):
+                    break  # only images of one size, and of one colour hint, share a forward pass
                 pending.popleft()
                 refill()
                 batch.append((job, decoded))
             if not batch:
                 continue
-            predicted = colorize_lab_batch([decoded.rgb for _, decoded in batch], model)
-            for (job, decoded), lab in zip(batch, predicted):
-                extra, problem = _extra_arrays(job, lab, model, extras)
+            batch_model, verdicts = for_job(model, batch[0][0]), []
+            predicted = colorize_lab_batch([decoded.rgb for _, decoded in batch], batch_model, verdicts)
+            for (job, decoded), lab, verdict in zip(batch, predicted, verdicts):
+                extra, problem = _extra_arrays(job, lab, batch_model, extras)
                 header = decoded.fits_header if extras and extras.fits else None
-                writes.append((job, pool.submit(_write_outputs, job.output, lab_array_to_rgb8(lab), extra, problem,
+                writes.append((job, pool.submit(_written, verdict, job.output, lab_array_to_rgb8(lab), extra, problem,
                                                 bool(extras and extras.fits), header, compress_level)))
             finish_writes(limit=workers)
         finish_writes(limit=0)
     return in_job_order(outcomes, jobs)
+
+
+def _read_for(job: Job, max_pixels: int) -> DecodedImage:
+    if job.hint_error:
+        raise GalcolorError(job.hint_error)
+    return read_image(job.source, max_pixels=max_pixels)
+
+
+def _written(verdict: Verdict, *args) -> Verdict:
+    _write_outputs(*args)
+    return verdict
 
 
 def in_job_order(outcomes: Sequence[FileOutcome], jobs: Sequence[Job]) -> list[FileOutcome]:

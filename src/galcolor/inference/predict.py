@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -16,17 +18,54 @@ from ..errors import Stopped
 from ..models.caution import PooledFeatures, pooled_features
 from ..models.checkpoint import LoadedModel
 from ..models.device import autocast
+from .galaxy_colour import apply_shift, faded, saturation_of, shift_of, shifted, signal_sums, stage_estimate, survey_weights
 
 TILE = 1024  # images with a side above this are coloured in overlapping tiles of this size
 
 
-def predict_ab(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) L in [0, 100] -> (B, 2, H, W) predicted ab, on the model's device, faded
-    towards grey where the image is unlike the training set (the model's caution) and scaled by
-    its saturation."""
+@dataclass
+class Verdict:
+    """What the whole frame decided for an image's colour, for the user to see (progress line, --report)."""
+
+    survey: str | None  # the survey it was coloured as (named, or the recogniser's likeliest); None: a model of no surveys
+    survey_probability: float | None  # the recogniser's probability of that survey (1 when named)
+    colour_kept: float  # the caution's share of the colour kept: 1 untouched, 0 faded to grey
+    saturation: float
+    galaxy_colour: tuple[float, float] | None  # the flux-weighted mean (a*, b*) the colour was shifted to
+    galaxy_colour_from: str  # "hint", "stage" or "network" (not shifted)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def predict_ab(model: LoadedModel, lightness: torch.Tensor, verdicts: list[Verdict] | None = None) -> torch.Tensor:
+    """(B, 1, H, W) L in [0, 100] -> (B, 2, H, W) predicted ab, on the model's device: shifted to
+    each galaxy's colour (a hint, or the galaxy-colour stage's estimate), faded towards grey where the
+    image is unlike the training set (the model's caution) and scaled by its saturation (its
+    recognised survey's, for a model with one per survey). `verdicts` receives one Verdict per image."""
+    seen = network_lightness(model, lightness)
     with watching(model) as features:
-        ab = model.decode(network_output(model, lightness))
-    return ab * colour_factor(model, features).to(ab.device)
+        output, logits = network_output(model, seen, prepared=True, with_logits=True)
+        ab = model.decode(output)
+    weights = survey_weights(model.survey_weights(ab.shape[0], ab.device), logits)
+    target = galaxy_target(model, network_input(model, seen), weights)
+    ab = shifted(ab, seen.to(ab.device), target)
+    _record(verdicts, model, weights, features, target)
+    return faded(ab, seen, colour_factor(model, features, weights), hint_of(model, target))
+
+
+def hint_of(model: LoadedModel, target: torch.Tensor | None) -> torch.Tensor | None:
+    """The target where it is the user's hint (kept whole by caution and saturation); None for the stage's estimate."""
+    return target if model.galaxy_colour_hint is not None else None
+
+
+def galaxy_target(model: LoadedModel, network_in: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, 2) the flux-weighted mean (a*, b*) each image is shifted to: the user's hint, else the
+    galaxy-colour stage's estimate from what the network sees; None: the network's own colour stands."""
+    if model.galaxy_colour_hint is not None:
+        return torch.tensor(model.galaxy_colour_hint, device=network_in.device).expand(network_in.shape[0], 2)
+    with torch.inference_mode():
+        return stage_estimate(model.galaxy_colour, network_in, weights)
 
 
 @contextmanager
@@ -39,12 +78,39 @@ def watching(model: LoadedModel):
         yield features
 
 
-def colour_factor(model: LoadedModel, features: PooledFeatures | None) -> torch.Tensor:
-    """(B, 1, 1, 1) multiplier of ab: caution's confidence ** strength, times the saturation."""
+def caution_kept(model: LoadedModel, features: PooledFeatures | None) -> torch.Tensor:
+    """(B,) or (1,) the share of colour caution keeps: confidence ** strength, 1 when off."""
     if features is None:
-        return torch.tensor(model.saturation).view(1, 1, 1, 1)
-    confidence = model.caution.confidence(features.mean()) ** model.caution_strength
-    return (confidence * model.saturation).view(-1, 1, 1, 1)
+        return torch.ones(1)
+    return model.caution.confidence(features.mean()) ** model.caution_strength
+
+
+def colour_factor(model: LoadedModel, features: PooledFeatures | None, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 1, 1, 1) multiplier of ab: caution's confidence ** strength, times the saturation (the
+    recognised survey's where the model has one per survey)."""
+    per_survey = None if model.survey_saturation is None else torch.tensor(model.survey_saturation)
+    saturation = saturation_of(model.saturation, per_survey, None if weights is None else weights.cpu())
+    return (caution_kept(model, features) * saturation).view(-1, 1, 1, 1)
+
+
+def _record(verdicts: list[Verdict] | None, model: LoadedModel, weights: torch.Tensor | None, features: PooledFeatures | None,
+            target: torch.Tensor | None) -> None:
+    if verdicts is None:
+        return
+    weights_cpu = None if weights is None else weights.float().cpu()
+    kept = caution_kept(model, features).float()
+    per_survey = None if model.survey_saturation is None else torch.tensor(model.survey_saturation)
+    saturation = torch.as_tensor(saturation_of(model.saturation, per_survey, weights_cpu)).float().reshape(-1)
+    batch = len(weights_cpu) if weights_cpu is not None else (len(target) if target is not None else len(kept))
+    source = "hint" if model.galaxy_colour_hint is not None else "stage" if target is not None else "network"
+    for index in range(batch):
+        survey = probability = None
+        if weights_cpu is not None:
+            best = int(weights_cpu[index].argmax())
+            survey, probability = model.config.surveys[best], round(float(weights_cpu[index, best]), 4)
+        colour = None if target is None else tuple(round(float(v), 2) for v in target[index].cpu())
+        verdicts.append(Verdict(survey, probability, round(float(kept[min(index, len(kept) - 1)]), 4),
+                                round(float(saturation[min(index, len(saturation) - 1)]), 4), colour, source))
 
 
 def network_lightness(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
@@ -65,23 +131,32 @@ def network_input(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
 
 
 def network_output(model: LoadedModel, lightness: torch.Tensor, *, prepared: bool = False,
-                   condition: torch.Tensor | None = None) -> torch.Tensor:
+                   condition: torch.Tensor | None = None, with_logits: bool = False):
     """(B, 1, H, W) L in [0, 100] -> the raw network output at (H, W): normalised ab or bin logits.
 
     prepared: L is already what the network sees (network_lightness of the whole image, for tiles).
-    condition: a conditioned network's vector for the whole image (shared_condition), so that
-    every tile of it is coloured as one survey, with one whole-galaxy view."""
+    condition: a conditioned network's vector for the whole image (judge_frame), so that
+    every tile of it is coloured as one survey, with one whole-galaxy view.
+    with_logits: also return the survey recogniser's (B, S) logits (None where there are none)."""
     if not prepared:
         lightness = network_lightness(model, lightness)
     height, width = lightness.shape[-2:]
     x = network_input(model, lightness)
     with torch.inference_mode(), autocast(x.device):
         survey = model.survey_weights(x.shape[0], x.device)
+        logits = None
         if condition is not None:
             output = model.network(x, condition=condition.to(x.device))
+        elif with_logits and recognises_surveys(model):
+            output, logits = model.network(x, survey=survey, with_survey_logits=True)
         else:
             output = model.network(x) if survey is None else model.network(x, survey=survey)
-    return output[..., :height, :width].float()
+    output = output[..., :height, :width].float()
+    return (output, None if logits is None else logits.float()) if with_logits else output
+
+
+def recognises_surveys(model: LoadedModel) -> bool:
+    return bool(model.config.surveys) and hasattr(model.network, "conditioning")
 
 
 def central_part(lightness: torch.Tensor, tile: int = TILE) -> torch.Tensor:
@@ -91,15 +166,26 @@ def central_part(lightness: torch.Tensor, tile: int = TILE) -> torch.Tensor:
     return lightness[..., top : top + tile, left : left + tile]
 
 
-def shared_condition(model: LoadedModel, seen: torch.Tensor) -> torch.Tensor | None:
-    """A conditioned network's (1, D) vector from (1, 1, h, w) L it sees (the central tile of a large
-    frame), for every tile of that frame; None for a network without conditioning."""
-    if not hasattr(model.network, "conditioning"):  # no surveys and no global pathway (or not a U-Net)
-        return None
+@dataclass
+class FrameJudgement:
+    """What a large frame's central tile decides for every tile of it: one survey, one whole-galaxy
+    view, one galaxy colour."""
+
+    condition: torch.Tensor | None  # (1, D) a conditioned network's vector; None without conditioning
+    weights: torch.Tensor | None  # (1, S) survey weights; None for a network of no surveys
+    target: torch.Tensor | None  # (1, 2) the galaxy colour to shift to; None: the network's own
+
+
+def judge_frame(model: LoadedModel, seen: torch.Tensor) -> FrameJudgement:
+    """The judgement of a frame from (1, 1, h, w) L the network sees (the central tile of a large frame)."""
     x = network_input(model, seen)
-    with torch.inference_mode(), autocast(x.device):
-        condition, _ = model.network.condition_of(x, model.survey_weights(1, x.device))
-    return condition.float()
+    condition = logits = None
+    if hasattr(model.network, "conditioning"):  # no surveys and no global pathway (or not a U-Net): nothing shared
+        with torch.inference_mode(), autocast(x.device):
+            condition, logits = model.network.condition_of(x, model.survey_weights(1, x.device))
+        condition = condition.float()
+    weights = survey_weights(model.survey_weights(1, x.device), logits)
+    return FrameJudgement(condition, weights, galaxy_target(model, x, weights))
 
 
 def colorize_tensor(model: LoadedModel, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +200,8 @@ def colorize_tensor(model: LoadedModel, rgb: torch.Tensor) -> tuple[torch.Tensor
         return torch.cat([input_lab[:, :1], ab], dim=1), input_lab
 
 
-def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TILE, overlap: int = 64) -> torch.Tensor:
+def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TILE, overlap: int = 64,
+                     verdicts: list[Verdict] | None = None) -> torch.Tensor:
     """Like predict_ab for one image of any size, in overlapping tiles blended with linear ramps.
 
     Weights fall to near zero at a tile's inner edges, so neighbouring tiles hand over smoothly and
@@ -123,15 +210,17 @@ def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TI
     """
     _, _, height, width = lightness.shape
     if height <= tile and width <= tile:
-        return predict_ab(model, lightness).cpu()
+        return predict_ab(model, lightness, verdicts).cpu()
     lightness = network_lightness(model, lightness)  # one mapping for the whole image, so tiles agree
-    condition = shared_condition(model, central_part(lightness, tile))  # one survey and one galaxy view for all tiles
+    judged = judge_frame(model, central_part(lightness, tile))  # one survey, galaxy view and galaxy colour for all tiles
     ab = torch.empty((1, 2, height, width))
     with watching(model) as features:  # one caution verdict for the whole image: its features pooled over all tiles
         for top, band in _blended_bands(model, lambda top, bottom: lightness[:, :, top:bottom], height, width, tile, overlap,
-                                        condition=condition):
+                                        condition=judged.condition):
             ab[:, :, top : top + band.shape[2]] = band
-    return ab.mul_(colour_factor(model, features))
+    ab = shifted(ab, lightness, judged.target)
+    _record(verdicts, model, judged.weights, features, judged.target)
+    return faded(ab, lightness, colour_factor(model, features, judged.weights), hint_of(model, judged.target))
 
 
 def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, tile: int, overlap: int,
@@ -168,7 +257,7 @@ def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, ti
 
 
 def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int = TILE, overlap: int = 64,
-              band: int = 128, stop: threading.Event | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+              band: int = 128, stop: threading.Event | None = None, verdicts: list[Verdict] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Colour an image read row band by row band, for images too large to hold as floats.
 
     `rgb_rows(top, bottom)` gives float32 sRGB (bottom - top, W, 3) in [0, 1]. Yields (top,
@@ -200,29 +289,45 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
     def network_rows(top: int, bottom: int) -> torch.Tensor:
         lightness = user_lightness(top, bottom)
         cached["top"], cached["lightness"] = top, lightness  # the caller's L for the rows about to be final
+        return seen_rows(lightness)
+
+    def seen_rows(lightness: torch.Tensor) -> torch.Tensor:
         return lightness if table is None else apply_table(lightness, table)
 
     centre_top = max(0, (height - tile) // 2)
-    condition = shared_condition(model, central_part(network_rows(centre_top, min(centre_top + tile, height)), tile))
-    if not model.cautious:  # the colour factor is known before any tile runs
-        factor = colour_factor(model, None)
-        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop, condition):
+    judged = judge_frame(model, central_part(network_rows(centre_top, min(centre_top + tile, height)), tile))
+    if not model.cautious and judged.target is None:  # the colour is final as soon as each band is
+        factor = colour_factor(model, None, judged.weights)
+        _record(verdicts, model, judged.weights, None, None)
+        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop, judged.condition):
             offset = top - cached["top"]
             for start in range(0, ab.shape[2], band):  # a few rows at a time: the consumer's temporaries stay small
                 rows = slice(start, min(start + band, ab.shape[2]))
                 lightness = cached["lightness"][:, :, offset + rows.start : offset + rows.stop]
                 yield top + start, torch.cat([lightness, ab[:, :, rows] * factor], dim=1)
         return
-    # Caution needs every tile's features before any colour is final: hold ab meanwhile as float16
-    # (half of float32; its rounding, at most 0.03 ab, is far below a visible difference).
+    # Caution and the galaxy-colour shift need every tile before any colour is final: hold ab meanwhile
+    # as float16 (half of float32; its rounding, at most 0.03 ab, is far below a visible difference).
     held = torch.empty((1, 2, height, width), dtype=torch.float16)
+    ab_sum, weight_sum = torch.zeros(1, 2), torch.zeros(1)
     with watching(model) as features:
-        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop, condition):
+        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop, judged.condition):
             held[:, :, top : top + ab.shape[2]] = ab
-    factor = colour_factor(model, features)
+            if judged.target is not None:
+                offset = top - cached["top"]
+                part_sum, part_weight = signal_sums(seen_rows(cached["lightness"][:, :, offset : offset + ab.shape[2]]), ab)
+                ab_sum, weight_sum = ab_sum + part_sum, weight_sum + part_weight
+    shift = None if judged.target is None else shift_of(ab_sum, weight_sum, judged.target.cpu())
+    factor = colour_factor(model, features, judged.weights)
+    hint = hint_of(model, judged.target)
+    _record(verdicts, model, judged.weights, features, judged.target)
     for top in range(0, height, band):
         bottom = min(top + band, height)
-        yield top, torch.cat([user_lightness(top, bottom), held[:, :, top:bottom].float() * factor], dim=1)
+        lightness = user_lightness(top, bottom)
+        seen, ab = seen_rows(lightness), held[:, :, top:bottom].float()
+        if shift is not None:
+            ab = apply_shift(ab, seen, shift)
+        yield top, torch.cat([lightness, faded(ab, seen, factor, None if hint is None else hint.cpu())], dim=1)
 
 
 def _tile_starts(length: int, tile: int, step: int) -> list[int]:

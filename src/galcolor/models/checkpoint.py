@@ -21,6 +21,7 @@ from .caution import Caution
 from ..color.lab import denormalise_ab
 from .config import ModelConfig, from_dict, to_dict
 from .error_head import ErrorHead
+from .galaxy_colour import GalaxyColourNet
 from ..errors import GalcolorError
 from ..io.atomic import atomic_write_bytes
 from . import build_model
@@ -34,6 +35,10 @@ REFERENCE_KEY = "lightness.reference"  # (256,) training L quantiles of a 'canon
 # Metadata: the saturation the model colours with unless told otherwise, chosen on data for
 # surveys of unknown colour strength (galcolor calibrate --saturation; 1 when absent).
 SATURATION_KEY = "default_saturation"
+# Metadata: {survey: saturation} measured per survey (a model of several surveys); the recognised
+# surveys' mix applies unless the user sets one saturation.
+SURVEY_SATURATION_KEY = "survey_saturation"
+MAX_HINT_AB = 60.0  # a mean a* or b* beyond this is a typo, not a galaxy: few sRGB colours of galaxy lightness reach it
 AUTO_SURVEY = "auto"  # --survey auto: colour as the survey the network recognises in the image
 
 
@@ -59,6 +64,14 @@ class LoadedModel:
     survey: str | None = None
     """The survey whose style it colours in, one of config.surveys; None: the survey the network
     recognises in each image (auto)."""
+    galaxy_colour: GalaxyColourNet | None = None
+    """The galaxy-colour stage (galcolor fit-galaxy-colour): each galaxy's mean (a*, b*) from a thumbnail,
+    to which the colour network's prediction is shifted."""
+    survey_saturation: tuple[float, ...] | None = None
+    """One saturation per survey of config.surveys (metadata survey_saturation), mixed by the recognised
+    survey's weights; None: `saturation` for every image (also once the user sets a saturation)."""
+    galaxy_colour_hint: tuple[float, float] | None = None
+    """A user's (a*, b*) for the galaxy's flux-weighted mean colour, used instead of the stage's estimate."""
 
     @property
     def cautious(self) -> bool:
@@ -72,7 +85,17 @@ class LoadedModel:
         if not (0 <= strength < math.inf and 0 <= chosen_saturation <= MAX_SATURATION):
             raise GalcolorError(f"caution must be a finite number of at least 0 and saturation lie between 0 and {MAX_SATURATION:g}, "
                                 f"got {strength} and {chosen_saturation}")
-        return dataclasses.replace(self, caution_strength=strength, saturation=chosen_saturation)
+        per_survey = self.survey_saturation if saturation is None else None  # a saturation the user sets holds everywhere
+        return dataclasses.replace(self, caution_strength=strength, saturation=chosen_saturation, survey_saturation=per_survey)
+
+    def with_galaxy_colour(self, hint: tuple[float, float] | None) -> "LoadedModel":
+        """The same model colouring each galaxy at this flux-weighted mean (a*, b*) (None: the stage's estimate)."""
+        if hint is not None:
+            a, b = (float(value) for value in hint)
+            if not (math.isfinite(a) and math.isfinite(b) and abs(a) <= MAX_HINT_AB and abs(b) <= MAX_HINT_AB):
+                raise GalcolorError(f"galaxy colour {hint[0]},{hint[1]}: a* and b* must be finite numbers within ±{MAX_HINT_AB:g}")
+            hint = (a, b)
+        return dataclasses.replace(self, galaxy_colour_hint=hint)
 
     def with_survey(self, survey: str | None) -> "LoadedModel":
         """The same model colouring as `survey` rendered images ('auto' or None: as the survey it recognises)."""
@@ -125,6 +148,7 @@ def save_checkpoint(
     lightness_reference: torch.Tensor | None = None,
     caution: Caution | None = None,
     error_head: ErrorHead | None = None,
+    galaxy_colour: GalaxyColourNet | None = None,
 ) -> None:
     if config.input_lightness == "canonical" and lightness_reference is None:
         raise ValueError("a canonical-input model needs its lightness reference")
@@ -133,6 +157,8 @@ def save_checkpoint(
         tensors.update(caution.tensors())
     if error_head is not None:
         tensors.update(error_head.tensors())
+    if galaxy_colour is not None:
+        tensors.update(galaxy_colour.tensors())
     if lightness_reference is not None:
         tensors[REFERENCE_KEY] = lightness_reference.detach().cpu().float().contiguous()
     if lut_ab is not None:
@@ -152,7 +178,7 @@ def save_model(model: LoadedModel, path: Path) -> None:
     """Write a loaded model again, with everything it carries (calibrate, fit-uncertainty and the
     temperature choice each change one part of it and keep the rest)."""
     save_checkpoint(Path(path), model.network, model.config, model.metadata, model.lut_ab, model.bins, model.lightness_reference,
-                    model.caution, model.error_head)
+                    model.caution, model.error_head, model.galaxy_colour)
 
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -218,11 +244,29 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Loa
         error_head = ErrorHead.from_tensors(tensors)
     except (RuntimeError, ValueError) as err:
         raise GalcolorError(f"{path}: its error head is damaged ({str(err).splitlines()[0]})") from None
+    try:
+        galaxy_colour = GalaxyColourNet.from_tensors(tensors)
+    except (RuntimeError, ValueError) as err:
+        raise GalcolorError(f"{path}: its galaxy-colour stage is damaged ({str(err).splitlines()[0]})") from None
+    if galaxy_colour is not None:
+        galaxy_colour.to(map_location)
     saturation = metadata.get(SATURATION_KEY, 1.0)
     if not isinstance(saturation, (int, float)) or not 0 <= saturation <= 1:
         raise GalcolorError(f"{path}: its default saturation must be a number from 0 to 1, not {saturation!r}")
     return LoadedModel(network, config, metadata, tensors.get(LUT_KEY), bins, Path(path), reference, Caution.from_tensors(tensors),
-                       saturation=float(saturation), error_head=error_head)
+                       saturation=float(saturation), error_head=error_head, galaxy_colour=galaxy_colour,
+                       survey_saturation=_survey_saturation(path, metadata, config))
+
+
+def _survey_saturation(path: Path, metadata: dict[str, Any], config: ModelConfig) -> tuple[float, ...] | None:
+    stored = metadata.get(SURVEY_SATURATION_KEY)
+    if stored is None:
+        return None
+    if not isinstance(stored, dict) or sorted(stored) != sorted(config.surveys) or \
+            not all(isinstance(v, (int, float)) and 0 <= v <= MAX_SATURATION for v in stored.values()):
+        raise GalcolorError(f"{path}: its survey saturation must give each of its surveys ({', '.join(config.surveys)}) "
+                            f"a number from 0 to {MAX_SATURATION:g}, not {stored!r}")
+    return tuple(float(stored[name]) for name in config.surveys)
 
 
 def stored_config(path: Path) -> ModelConfig:
