@@ -75,6 +75,20 @@ def tiny_classifier_path(few_galaxies: Path, tmp_path_factory) -> Path:
     return result.best_path
 
 
+def galaxy_field(height: int, width: int, seed: int = 0):
+    """A synthetic (1, 1, H, W) lightness: a few Gaussian galaxies and stars on a noisy black sky."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:height, :width].astype(np.float32)
+    lightness = np.zeros((height, width), np.float32)
+    for cy, cx, sigma, peak in [(0.5, 0.5, 40, 90), (0.23, 0.2, 10, 70), (0.77, 0.8, 15, 80), (0.15, 0.83, 6, 60), (0.5, 0.33, 4, 95)]:
+        lightness += peak * np.exp(-((y - cy * height) ** 2 + (x - cx * width) ** 2) / (2 * sigma**2))
+    lightness += rng.normal(0.0, 1.5, (height, width)).astype(np.float32)
+    return torch.from_numpy(np.clip(lightness, 0.0, 100.0))[None, None]
+
+
 def paler_copies(source: Path, target: Path, chroma: float) -> Path:
     """The same galaxies as a survey that renders colour `chroma` times as strongly (same L)."""
     import numpy as np

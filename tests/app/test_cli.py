@@ -21,6 +21,8 @@ from galcolor.app.api import load_model, shipped_model_path
 from galcolor.app.cli import main
 from galcolor.color.lab import rgb_array_to_lab
 
+from conftest import SHARED_DATA
+
 TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batch-size", "4", "--crop", "64"]
 
 
@@ -248,7 +250,105 @@ def test_demo_adds_held_out_galaxies_of_each_training_folder(tiny_model_path, fe
     assert main(["demo", "-o", str(tmp_path / "alone"), "--model", str(tiny_model_path), "--held-out", "-q"]) == 0
     with Image.open(tmp_path / "alone" / "examples.png") as alone:
         assert height_with > alone.size[1]  # one more row per galaxy
-    assert f"Held-out galaxies: {few_galaxies.name}" in (out / "report.md").read_text()
+    assert f"Held-out galaxies: {few_galaxies.name} ({min(2, val_count)}, from the held-out split of {few_galaxies})" in (out / "report.md").read_text()
+
+
+def shipped_model_record() -> dict:
+    """The shipped model's record of what it was trained on (folders, their surveys, the val fraction)."""
+    if not shipped_model_path().exists():
+        pytest.skip(f"the shipped model {shipped_model_path()} is not there yet (still being trained)")
+    metadata = load_model(shipped_model_path(), "cpu").metadata
+    train_config = metadata["train_config"]
+    return {"data_dir": metadata["data_dir"],
+            "train_config": {"survey_names": train_config["survey_names"], "val_fraction": train_config["val_fraction"]}}
+
+
+def shipped_credits() -> list[dict[str, str]]:
+    """The rows of demo_galaxies/CREDITS.md's table, one per shipped galaxy."""
+    from galcolor.app.demo import shipped_galaxies_folder
+
+    lines = (shipped_galaxies_folder() / "CREDITS.md").read_text().splitlines()
+    rows = [[cell.strip().strip("`") for cell in line.strip().strip("|").split("|")] for line in lines if line.startswith("|")]
+    header, body = rows[0], rows[2:]  # rows[1] is the |---| rule
+    return [dict(zip(header, row)) for row in body]
+
+
+def test_shipped_demo_galaxies_are_held_out_galaxies_of_the_shipped_model():
+    """Each shipped galaxy lies in the val split of a folder the shipped model trained on (the key
+    training hashes: the path in the folder without its suffix), so the model never saw it; each
+    has its credit, and each of the shipped model's surveys has some."""
+    from galcolor.app.demo import shipped_galaxies_folder
+    from galcolor.training.split import split_of
+
+    record = shipped_model_record()
+    val_fraction = record["train_config"]["val_fraction"]
+    trained_on = {(Path(folder).name, survey) for folder, survey in zip(record["data_dir"], record["train_config"]["survey_names"])}
+    files = sorted(path.name for path in shipped_galaxies_folder().glob("*.jpg"))
+    credits = shipped_credits()
+    assert files and sorted(row["file"] for row in credits) == files
+    for row in credits:
+        assert row["file"] == f"{row['survey']}-{Path(row['original path']).stem}.jpg", row
+        assert (row["folder"], row["survey"]) in trained_on, row
+        assert split_of(Path(row["original path"]).with_suffix("").as_posix(), val_fraction) == "val", row
+        assert row["credit"] and row["source"], row
+        original = SHARED_DATA / row["folder"] / row["original path"]
+        if original.is_file():  # where the data is here: the very same bytes
+            assert original.read_bytes() == (shipped_galaxies_folder() / row["file"]).read_bytes(), row
+    surveys = set(record["train_config"]["survey_names"])
+    assert surveys == {"sdss", "decals", "hubble"}
+    assert all(sum(row["survey"] == survey for row in credits) >= 2 for survey in surveys)
+
+
+def test_package_data_ships_the_demo_galaxies():
+    """A non-editable install copies only the files pyproject's package-data names."""
+    import fnmatch
+    import tomllib
+
+    from galcolor.app.demo import shipped_galaxies_folder
+
+    patterns = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["galcolor"]
+    shipped = sorted(path for path in shipped_galaxies_folder().iterdir() if path.is_file())
+    assert any(path.suffix == ".jpg" for path in shipped) and any(path.name == "CREDITS.md" for path in shipped)
+    for path in shipped:
+        assert any(fnmatch.fnmatch(f"demo_galaxies/{path.name}", pattern) for pattern in patterns), path.name
+
+
+def test_demo_without_the_training_folders_shows_the_shipped_galaxies(tmp_path, capsys, monkeypatch):
+    """A fresh install: a model that records the shipped model's training folders, none of them
+    here, still shows and scores held-out galaxies of every one of its surveys: the shipped ones."""
+    import galcolor.evaluation.evaluate
+    from galcolor.app.demo import SHIPPED_SOURCE, run_demo
+    from galcolor.models import build_model
+    from galcolor.models.checkpoint import save_checkpoint
+    from galcolor.models.config import ModelConfig
+
+    record = shipped_model_record()
+    monkeypatch.chdir(tmp_path)  # the recorded folders are relative (../shared/data/...): not found from here
+    assert not any(Path(folder).exists() for folder in record["data_dir"])
+    config = ModelConfig(arch="unet", base_width=4, depth=2, input_lightness="raw")  # canonical L would need a reference from data
+    save_checkpoint(tmp_path / "fresh.safetensors", build_model(config), config, record)  # untrained: needs no data
+
+    figure_rows = []  # the names of the figure's rows, as write_report hands them over
+    draw = galcolor.evaluation.evaluate.comparison_figure
+    monkeypatch.setattr(galcolor.evaluation.evaluate, "comparison_figure", lambda rows, path: (figure_rows.extend(row[0] for row in rows), draw(rows, path)))
+    assert main(["demo", "-o", "demo", "--model", "fresh.safetensors", "--json"]) == 0
+    printed = strict_json(capsys.readouterr().out)
+    surveys = list(dict.fromkeys(record["train_config"]["survey_names"]))
+    assert list(printed["held_out"]) == surveys
+    report = (tmp_path / "demo" / "report.md").read_text()
+    for survey in surveys:
+        shipped = [row for row in shipped_credits() if row["survey"] == survey]
+        assert printed["held_out"][survey]["fresh"]["n_images"] == len(shipped) >= 2
+        assert f"## Held-out galaxies: {survey} ({len(shipped)}, {SHIPPED_SOURCE})" in report
+        assert all(f"`{row['file']}`" in report for row in shipped)
+    shipped_rows = [f"{row['survey']}: {Path(row['file']).stem.removeprefix(row['survey'] + '-')}" for row in shipped_credits()]
+    assert figure_rows[0] == "Hubble Deep Field" and sorted(figure_rows[1:]) == sorted(shipped_rows)
+    assert (tmp_path / "demo" / "examples.png").is_file()
+
+    shown = run_demo(load_model(tmp_path / "fresh.safetensors", "cpu"), "fresh", tmp_path / "api", None, log=lambda text: None)
+    assert shown["held_out_from"] == {survey: SHIPPED_SOURCE for survey in surveys}
+    assert {survey: len(names) for survey, names in shown["held_out_galaxies"].items()} == {
+        survey: printed["held_out"][survey]["fresh"]["n_images"] for survey in surveys}
 
 
 def test_demo_names_a_missing_held_out_folder(tiny_model_path, tmp_path, capsys):

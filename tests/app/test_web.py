@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import urllib.parse
 import urllib.request
@@ -152,6 +153,133 @@ def test_build_app_refuses_a_missing_model_and_defaults_are_local(tmp_path: Path
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
 
 
+# ---- what decided the colour, colour hints, and controls shown only where they act -------------
+
+
+def _plain(status: str) -> str:
+    """The status as the page shows it (without Markdown's escapes)."""
+    return re.sub(r"\\(.)", r"\1", status)
+
+
+@pytest.fixture(scope="module")
+def small_grey_galaxy(galaxy_jpeg: Path, tmp_path_factory) -> Path:
+    """A 64 px grey crop of the galaxy's centre: a fast upload."""
+    path = tmp_path_factory.mktemp("small") / "small galaxy.png"
+    with Image.open(galaxy_jpeg) as image:
+        left, top = (image.width - 64) // 2, (image.height - 64) // 2
+        image.convert("L").crop((left, top, left + 64, top + 64)).save(path)
+    return path
+
+
+def _mean_b_over_the_galaxy(png: str) -> float:
+    """Mean b* over the bright pixels (L > 15) of a colouring."""
+    from galcolor.color.lab import rgb_array_to_lab
+
+    lab = rgb_array_to_lab(np.asarray(Image.open(png).convert("RGB")) / 255.0)
+    return float(lab[..., 2][lab[..., 0] > 15].mean())
+
+
+def _blob(path: Path, rgb: tuple[float, float, float] | None) -> Path:
+    """A 48 px Gaussian galaxy in colour `rgb` (None: grey) on a black sky."""
+    yy, xx = np.mgrid[:48, :48]
+    light = np.exp(-((xx - 24.0) ** 2 + (yy - 24.0) ** 2) / 120.0)[..., None]
+    colour = np.ones(3) if rgb is None else np.asarray(rgb)
+    Image.fromarray((255 * light * colour).astype(np.uint8)).save(path)
+    return path
+
+
+def test_a_galaxy_colour_hint_moves_the_colour_and_the_status_says_so(colorizer, small_grey_galaxy: Path) -> None:
+    _, blue_png, _, _, blue_status = colorizer(str(small_grey_galaxy), "launch", 0.0, "auto", "auto", "0, -20")
+    _, red_png, _, _, _ = colorizer(str(small_grey_galaxy), "launch", 0.0, "auto", "auto", "20,20")
+    _, own_png, _, _, own_status = colorizer(str(small_grey_galaxy), "launch")
+
+    blue, red = _mean_b_over_the_galaxy(blue_png), _mean_b_over_the_galaxy(red_png)
+    assert blue < -10 < 10 < red, (blue, red)
+    assert "Galaxy colour a* +0.0 b* -20.0 from your hint." in _plain(blue_status)
+    assert "hint" not in own_status and abs(_mean_b_over_the_galaxy(own_png) - blue) > 10
+
+
+def test_a_colour_reference_image_gives_its_galaxys_colour(colorizer, small_grey_galaxy: Path, tmp_path: Path) -> None:
+    blue_reference = _blob(tmp_path / "same galaxy, blue.png", (0.55, 0.7, 1.0))
+    red_reference = _blob(tmp_path / "same galaxy, red.png", (1.0, 0.6, 0.45))
+
+    _, blue_png, _, _, status = colorizer(str(small_grey_galaxy), "launch", 0.0, "auto", "auto", "", str(blue_reference))
+    _, red_png, _, _, _ = colorizer(str(small_grey_galaxy), "launch", 0.0, "auto", "auto", "", str(red_reference))
+
+    assert _mean_b_over_the_galaxy(blue_png) + 10 < _mean_b_over_the_galaxy(red_png)
+    assert "from your hint" in _plain(status)
+
+
+def test_a_bad_hint_is_one_line_in_the_page_never_a_traceback(colorizer, small_grey_galaxy: Path, tmp_path: Path) -> None:
+    grey_reference = _blob(tmp_path / "grey reference.png", None)
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not an image\n")
+    colour_reference = _blob(tmp_path / "reference.png", (0.5, 0.7, 1.0))
+
+    def refusal(galaxy_colour: str, reference: Path | None) -> str:
+        with pytest.raises(gr.Error) as err:
+            colorizer(str(small_grey_galaxy), "launch", 0.0, "auto", "auto", galaxy_colour, str(reference) if reference else None)
+        message = _message(err)
+        assert "\n" not in message and "Traceback" not in message and str(tmp_path) not in message, message
+        return message
+
+    assert refusal("", grey_reference).startswith("colour reference grey reference.png: a grey image")
+    assert refusal("", notes).startswith("colour reference notes.jpg: not a readable image")
+    assert "give the mean a* and b* as two numbers" in refusal("blue-ish", None)
+    assert "within ±60" in refusal("99, 0", None)
+    assert "not both" in refusal("1, 2", colour_reference)
+
+
+def test_the_status_names_the_survey_and_a_named_survey_is_not_faded_by_caution(small_grey_galaxy: Path, tmp_path: Path) -> None:
+    shipped = web.Colorizer(web.model_choices(None), output_root=tmp_path / "results")
+
+    *_, auto_status = shipped(str(small_grey_galaxy), web.SHIPPED_KEY)
+    _, named_png, _, _, named_status = shipped(str(small_grey_galaxy), web.SHIPPED_KEY, 0.0, "auto", "sdss")
+
+    # A 64 px crop is unlike every survey the shipped model learnt: by default caution fades it ...
+    assert "Survey auto: it looks most like " in auto_status and "by caution" in _plain(auto_status), auto_status
+    # ... but a survey the user names is their decision, as in `colorize --survey`.
+    assert "Coloured as sdss renders galaxies." in _plain(named_status) and "caution" not in named_status, named_status
+    assert _chroma(np.asarray(Image.open(named_png).convert("RGB"))) > 2
+
+
+def _component(demo, elem_id: str):
+    return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == elem_id)
+
+
+def test_controls_that_do_nothing_for_the_model_are_hidden(tiny_model_path: Path, tiny_classifier_path: Path, tmp_path: Path) -> None:
+    demo = web.build_app(None)  # the shipped model: a regression model trained on three surveys
+    assert _component(demo, "galcolor-temperature").visible is False
+    assert _component(demo, "galcolor-survey").visible is True
+
+    both = web.Colorizer(web.model_choices(tiny_classifier_path), output_root=tmp_path)
+    temperature, survey = both.controls("launch", "sdss")  # a classifier of no named surveys
+    assert temperature["visible"] is True and survey["visible"] is False and survey["value"] == "auto"
+    temperature, survey = both.controls(web.SHIPPED_KEY, "sdss")
+    assert temperature["visible"] is False and survey["visible"] is True and survey["value"] == "sdss"
+    regressor = web.Colorizer(web.model_choices(tiny_model_path), output_root=tmp_path)
+    assert regressor.controls("launch")[0]["visible"] is False
+
+
+def test_example_galaxies_are_the_demo_folders_images_when_it_exists(galaxy_jpeg: Path, tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    folder = tmp_path / "demo_galaxies"
+    assert web.example_galaxies(folder) == []  # no folder: no examples, no error
+    folder.mkdir()
+    assert web.example_galaxies(folder) == []
+    shutil.copy(galaxy_jpeg, folder / "sdss-J022845.39-082736.7.jpg")
+    _blob(folder / "hubble_elliptical.png", (1.0, 0.8, 0.6))
+    (folder / "CREDITS.md").write_text("where these come from\n")
+    assert [path.name for path in web.example_galaxies(folder)] == ["hubble_elliptical.png", "sdss-J022845.39-082736.7.jpg"]
+
+    monkeypatch.setattr(web, "DEMO_GALAXIES", folder)
+    demo = web.build_app(None)
+    dataset = next(block for block in demo.blocks.values() if isinstance(block, gr.Dataset))
+    assert dataset.sample_labels == ["hubble elliptical", "sdss J022845.39-082736.7"]  # the declination keeps its sign
+    assert demo.galcolor_examples == web.example_galaxies(folder)
+
+
 # ---- the real browser ---------------------------------------------------------------------------
 
 
@@ -172,6 +300,14 @@ def test_a_taken_port_is_a_one_line_error_that_names_the_flag(tiny_model_path: P
             web.start("127.0.0.1", port, tiny_model_path, quiet=True)
     message = str(err.value)
     assert "\n" not in message and f"127.0.0.1:{port}" in message and "--port" in message and "GRADIO_SERVER_PORT" not in message
+
+
+def test_serving_prints_its_url_but_not_gradios_share_advice(tiny_model_path: Path, capfd) -> None:
+    port = _free_port()
+    web.start("127.0.0.1", port, tiny_model_path).close()
+    printed = capfd.readouterr()
+    assert f"galcolor web app on http://127.0.0.1:{port}/" in printed.out
+    assert "share=True" not in printed.out + printed.err and "public link" not in printed.out + printed.err
 
 
 def _fetch_png(base: str, src: str) -> np.ndarray:
@@ -220,7 +356,13 @@ def sync_api():
 def test_browser_uploads_a_galaxy_and_gets_it_coloured(
     sync_api, tiny_model_path: Path, galaxy_jpeg: Path, tmp_path: Path, monkeypatch
 ) -> None:
+    import shutil
+
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # uploads and results stay in tmp_path
+    examples = tmp_path / "demo_galaxies"
+    examples.mkdir()
+    shutil.copy(galaxy_jpeg, examples / "example-spiral.jpg")
+    monkeypatch.setattr(web, "DEMO_GALAXIES", examples)
     server_side = _record_outside_connections(monkeypatch)
     port = _free_port()
     demo = web.start("127.0.0.1", port, tiny_model_path, max_upload_mb=5, quiet=True)
@@ -245,6 +387,9 @@ def test_browser_uploads_a_galaxy_and_gets_it_coloured(
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 page.route("**/*", local_only)
                 page.goto(base, wait_until="networkidle", timeout=TIMEOUT_MS)
+                # The tiny model regresses and knows no surveys: neither control would do anything.
+                temperature_shown = page.locator("#galcolor-temperature").is_visible()
+                survey_shown = page.locator("#galcolor-survey").is_visible()
                 page.locator("#galcolor-upload input[type=file]").set_input_files(str(galaxy_jpeg))
 
                 link = page.locator("#galcolor-download a[href]").first
@@ -271,6 +416,11 @@ def test_browser_uploads_a_galaxy_and_gets_it_coloured(
                 )
                 muted = _fetch_png(base, page.locator("#galcolor-colour img").first.get_attribute("src"))
 
+                # An example galaxy is coloured when clicked.
+                page.get_by_text("example spiral").first.click()
+                page.locator("#galcolor-status").get_by_text("example-spiral.jpg").wait_for(timeout=TIMEOUT_MS)
+                example_name = page.locator("#galcolor-download a[href]").first.get_attribute("download")
+
                 # A bad file in the same page: the user sees the one-line reason, naming their file.
                 bad = tmp_path / "notes.png"
                 bad.write_text("not an image\n")
@@ -284,6 +434,8 @@ def test_browser_uploads_a_galaxy_and_gets_it_coloured(
         demo.close()
 
     assert download_name == f"{galaxy_jpeg.stem}.colorized.png"
+    assert example_name == "example-spiral.colorized.png"
+    assert not temperature_shown and not survey_shown
     assert _chroma(muted) < 0.8 * _chroma(shown)
     assert downloaded.shape == (height, width, 3) and grey.shape == (height, width, 3)
     assert np.array_equal(downloaded, shown)  # the download is the image on the page

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from galcolor.app.api import load_model
 from galcolor.models.checkpoint import LoadedModel
 from galcolor.color.lab import AB_SCALE, rgb_to_lab
+from conftest import galaxy_field
 from galcolor.inference.predict import _ramp, _tile_starts, colorize_tensor, network_lightness, network_output, predict_ab, predict_ab_tiled
 
 TILE, OVERLAP = 128, 32
@@ -19,17 +20,6 @@ TILE, OVERLAP = 128, 32
 @pytest.fixture(scope="module")
 def model(tiny_model_path) -> LoadedModel:
     return load_model(tiny_model_path, device="cpu")
-
-
-def galaxy_field(height: int, width: int, seed: int = 0) -> torch.Tensor:
-    """A synthetic (1, 1, H, W) lightness: a few Gaussian galaxies and stars on a noisy black sky."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:height, :width].astype(np.float32)
-    lightness = np.zeros((height, width), np.float32)
-    for cy, cx, sigma, peak in [(0.5, 0.5, 40, 90), (0.23, 0.2, 10, 70), (0.77, 0.8, 15, 80), (0.15, 0.83, 6, 60), (0.5, 0.33, 4, 95)]:
-        lightness += peak * np.exp(-((y - cy * height) ** 2 + (x - cx * width) ** 2) / (2 * sigma**2))
-    lightness += rng.normal(0.0, 1.5, (height, width)).astype(np.float32)
-    return torch.from_numpy(np.clip(lightness, 0.0, 100.0))[None, None]
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (1, 1, 37, 53), (2, 1, 5, 7), (3, 1, 64, 64), (1, 1, 130, 3)])

@@ -10,6 +10,9 @@ Built on Gradio (the optional ``web`` extra). Privacy and footprint:
 
 Every file is decoded by :func:`galcolor.io.read_image`, so a bad upload shows its one-line reason
 (naming the file) in the page, never a traceback.
+
+Example galaxies to click are the JPEG and PNG files of ``galcolor/demo_galaxies/`` when that folder
+is there when the app is built; without it the page has no examples.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GalcolorError
 from ..io.paths import IMAGE_SUFFIXES
-from ..models.checkpoint import AUTO_SURVEY
+from ..models.checkpoint import AUTO_SURVEY, stored_config
 from .web_colorizer import (  # noqa: F401  (SHIPPED_KEY, ModelChoice: re-exported beside the app that uses them)
     DEFAULT_MAX_UPLOAD_BYTES,
     SHIPPED_KEY,
@@ -33,6 +36,7 @@ from .web_colorizer import (  # noqa: F401  (SHIPPED_KEY, ModelChoice: re-export
     _require_gradio,
     known_surveys,
     model_choices,
+    uses_temperature,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +52,8 @@ QUEUE_PER_WORKER = 8
 CACHE_CLEANUP = (600, 3600)
 
 FILE_TYPES = sorted(IMAGE_SUFFIXES)
+DEMO_GALAXIES = Path(__file__).resolve().parents[1] / "demo_galaxies"
+EXAMPLE_SUFFIXES = (".jpg", ".png")
 
 _SYSTEM_SANS = ("ui-sans-serif", "system-ui", "sans-serif")
 _SYSTEM_MONO = ("ui-monospace", "Consolas", "monospace")
@@ -57,6 +63,19 @@ def _theme():
     gradio = _require_gradio()
     # System fonts only: Gradio's default theme would otherwise load web fonts.
     return gradio.themes.Default(font=list(_SYSTEM_SANS), font_mono=list(_SYSTEM_MONO))
+
+
+def example_galaxies(folder: Path | None = None) -> list[Path]:
+    """The example images the page offers: JPEG and PNG files of `folder` (default DEMO_GALAXIES); none without it."""
+    folder = DEMO_GALAXIES if folder is None else Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in EXAMPLE_SUFFIXES and path.is_file())
+
+
+def _example_label(path: Path) -> str:
+    """'decals-J022845.39-082736.7.jpg' -> 'decals J022845.39-082736.7': only the first dash separates, a declination keeps its sign."""
+    return path.stem.replace("_", " ").replace("-", " ", 1)
 
 
 def build_app(
@@ -76,6 +95,8 @@ def build_app(
     choices = model_choices(model_path)
     colorizer = Colorizer(choices, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, device=device)
     colorizer.model(choices[0].key)
+    default_config = stored_config(choices[0].path)
+    examples = example_galaxies()
 
     with gradio.Blocks(title="galcolor", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as demo:
         gradio.Markdown(
@@ -84,9 +105,10 @@ def build_app(
             f"JPEG, PNG, TIFF or FITS, up to {_megabytes(max_upload_bytes)} and {max_pixels:,} pixels."
         )
         with gradio.Row():
-            upload = gradio.File(
-                label="Image (JPEG, PNG, TIFF or FITS)", file_types=FILE_TYPES, type="filepath", elem_id="galcolor-upload",
-            )
+            with gradio.Column() as upload_column:
+                upload = gradio.File(
+                    label="Image (JPEG, PNG, TIFF or FITS)", file_types=FILE_TYPES, type="filepath", elem_id="galcolor-upload",
+                )
             with gradio.Column():
                 model = gradio.Dropdown(
                     choices=[(c.label, c.key) for c in choices], value=choices[0].key, label="Model", elem_id="galcolor-model",
@@ -94,6 +116,7 @@ def build_app(
                 temperature = gradio.Slider(
                     minimum=0.0, maximum=1.0, value=0.0, step=0.01, elem_id="galcolor-temperature",
                     label="Temperature (classification models: lower is more vivid; 0 keeps the model's own)",
+                    visible=uses_temperature(default_config),
                 )
                 style = gradio.Radio(
                     choices=[("Default: fades on unfamiliar images, at the model's colour strength", "auto"),
@@ -104,7 +127,17 @@ def build_app(
                 survey = gradio.Dropdown(
                     choices=[("Auto: as the survey the model recognises", AUTO_SURVEY)] + [(name, name) for name in known_surveys(choices)],
                     value=AUTO_SURVEY, label="Survey style (models trained on several surveys)", elem_id="galcolor-survey",
+                    visible=bool(default_config.surveys),
                 )
+                with gradio.Accordion("Colour hints: the galaxy's known colour (optional)", open=False, elem_id="galcolor-hints"):
+                    galaxy_colour = gradio.Textbox(
+                        label="Galaxy colour a*, b* (its mean, e.g. -2, 8; press Enter)", placeholder="a*, b*", elem_id="galcolor-galaxy-colour",
+                    )
+                    colour_reference = gradio.File(
+                        label="Colour reference image (same galaxy, any size)", file_types=FILE_TYPES, type="filepath",
+                        elem_id="galcolor-colour-reference",
+                    )
+                    gradio.Markdown("Either replaces the model's estimate of the galaxy's mean colour; give one, not both.")
                 button = gradio.Button("Colour", variant="primary", elem_id="galcolor-run")
         status = gradio.Markdown(elem_id="galcolor-status")
         with gradio.Row(equal_height=True):
@@ -123,13 +156,26 @@ def build_app(
         download = gradio.File(label="Download the colour PNG", interactive=False, elem_id="galcolor-download")
 
         outputs = [grey, colour, download, uncertainty, status]
-        inputs = [upload, model, temperature, style, survey]
+        inputs = [upload, model, temperature, style, survey, galaxy_colour, colour_reference]
+        if examples:
+            with upload_column:  # under the upload; made here, once every input it fills and reads exists
+                gradio.Examples(
+                    examples=[[str(path)] for path in examples], inputs=inputs, outputs=outputs, fn=colorizer.on_choice_change,
+                    run_on_click=True, cache_examples=False, example_labels=[_example_label(path) for path in examples],
+                    label="Example galaxies (click one to colour it)", elem_id="galcolor-examples",
+                )
         gradio.on([upload.upload, button.click], colorizer, inputs=inputs, outputs=outputs)
-        gradio.on([model.change, style.change, survey.change], colorizer.on_choice_change, inputs=inputs, outputs=outputs)
+        # The controls first, so the re-colouring reads a survey reset for the new model; .input, not .change,
+        # so that reset does not re-colour a second time.
+        model.change(colorizer.controls, inputs=[model, survey], outputs=[temperature, survey], queue=False,
+                     show_progress="hidden").then(colorizer.on_choice_change, inputs=inputs, outputs=outputs)
+        gradio.on([style.input, survey.input, galaxy_colour.submit, colour_reference.upload, colour_reference.clear],
+                  colorizer.on_choice_change, inputs=inputs, outputs=outputs)
         upload.clear(lambda: (None, None, None, None, ""), outputs=outputs, queue=False)
 
     demo.queue(default_concurrency_limit=max_concurrent, max_size=QUEUE_PER_WORKER * max_concurrent)
     demo.galcolor_colorizer = colorizer  # for tests and embedding: the same function the page calls
+    demo.galcolor_examples = examples
     return demo
 
 
@@ -146,6 +192,7 @@ def launch_options(host: str, port: int, max_upload_bytes: int) -> dict[str, Any
         "pwa": False,
         "enable_monitoring": False,
         "show_error": False,  # only our one-line gr.Error messages reach the page
+        "quiet": True,  # Gradio's banner advises share=True, a public link; the URL line is ours (start)
         "theme": _theme(),
     }
 
@@ -169,7 +216,8 @@ def start(
     device: str = "auto",
     quiet: bool = False,
 ) -> "gradio.Blocks":
-    """Build and launch the app without blocking; the caller stops it with ``demo.close()``."""
+    """Build and launch the app without blocking; the caller stops it with ``demo.close()``.
+    Unless `quiet`, prints the one line with its URL (Gradio's own banner is never printed)."""
     if not max_upload_mb > 0:
         raise GalcolorError(f"the upload limit must be above 0 MB, got {max_upload_mb}")
     max_upload_bytes = int(max_upload_mb * 1_000_000)
@@ -177,12 +225,14 @@ def start(
     if not _is_loopback(host):
         log.warning("serving on %s: anyone who can reach this address can use the app (there is no login)", host)
     try:
-        demo.launch(prevent_thread_lock=True, quiet=quiet, **launch_options(host, port, max_upload_bytes))
+        demo.launch(prevent_thread_lock=True, **launch_options(host, port, max_upload_bytes))
     except OSError as err:
         reason = " ".join(str(err).split())
         if "port" in reason.lower():  # Gradio's own advice names its environment variable and launch(), not our flag
             reason = "the port is taken or not allowed; choose another with --port"
         raise GalcolorError(f"could not serve on {host}:{port}: {reason}") from None
+    if not quiet:
+        print(f"galcolor web app on {demo.local_url}", flush=True)
     return demo
 
 

@@ -1,6 +1,6 @@
-"""The web app's work behind the page: which models it offers, and colouring one upload into the
-files the page shows (grey, colour, uncertainty) with a one-line status; errors become one line
-in the page, never a traceback."""
+"""The web app's work behind the page: which models it offers, which controls each model uses, and
+colouring one upload into the files the page shows (grey, colour, uncertainty) with a one-line
+status saying what decided its colour; errors become one line in the page, never a traceback."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import dataclasses
 import logging
 import tempfile
 import threading
@@ -22,13 +23,15 @@ import numpy as np
 
 from ..color.style import styled
 from ..errors import GalcolorError, InputError
-from ..inference.survey import describe_survey
+from ..inference.hints import colour_of_image, parse_galaxy_colour
+from ..inference.pipeline import colour_note
 from ..io.atomic import write_png
 from ..io.decode import read_image
 from ..io.paths import IMAGE_SUFFIXES
 from ..models.checkpoint import AUTO_SURVEY, stored_config
 
 if TYPE_CHECKING:
+    from ..inference.predict import Verdict
     from ..models.checkpoint import LoadedModel
 
 try:
@@ -49,6 +52,11 @@ def _require_gradio():
     if gr is None:
         raise GalcolorError("the web app needs Gradio, which is not installed: pip install 'galcolor[web]'")
     return gr
+
+
+def uses_temperature(config) -> bool:
+    """Whether a model's temperature control does anything: only a classification head has one."""
+    return config.head == "classify"
 
 
 @dataclass(frozen=True)
@@ -102,14 +110,34 @@ def _megabytes(size: int) -> str:
     return f"{size / 1_000_000:.3g} MB"
 
 
+def what_decided(verdict: "Verdict | None", survey_named: bool) -> str:
+    """Sentences, each with a leading space, on what decided an image's colour: the survey it was coloured
+    as (named by the user, or recognised with its probability), then pipeline.colour_note's caution and
+    galaxy colour. '' when nothing but the network decided it."""
+    if verdict is None:
+        return ""
+    text = ""
+    if verdict.survey is not None:
+        text = (f" Coloured as {verdict.survey} renders galaxies." if survey_named
+                else f" Survey auto: it looks most like {verdict.survey} ({verdict.survey_probability:.0%}).")
+    # colour_note would name the survey again, and a named one as if recognised with certainty.
+    rest = colour_note(dataclasses.replace(verdict, survey=None))
+    if rest:
+        text += f" {rest[0].upper()}{rest[1:]}."
+    return text
+
+
 class Colorizer:
     """The app's colour function, callable without a browser: (upload path, model key, temperature,
-    style) -> outputs.
+    style, survey, galaxy colour hint, colour reference path) -> outputs.
 
     Returns (grey PNG path, colour PNG path, the same PNG path for download, uncertainty map PNG
     path or None, a status line). The temperature applies to classification models; 0 keeps the
-    model's own (chosen on its validation split). The style is one of style.STYLES, as `--style`.
-    Every problem the user can cause raises ``gradio.Error`` with one line naming the uploaded file.
+    model's own (chosen on its validation split). The style is one of style.STYLES, as `--style`;
+    a survey named (not auto) is the user's decision, so style auto then colours without caution,
+    as `colorize --survey` does. The galaxy colour ("A,B", the mean a* and b*) or a colour image of
+    the same galaxy replaces the model's estimate of the galaxy's mean colour.
+    Every problem the user can cause raises ``gradio.Error`` with one line naming the file.
     """
 
     def __init__(
@@ -146,15 +174,17 @@ class Colorizer:
         root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="galcolor-", dir=root))
 
+    # The hints default to None, not '': Gradio's API client then lets a script leave them out.
     def __call__(self, file_path: str | Path | None, model_key: str | None = None, temperature: float = 0.0, style: str = "auto",
-                 survey: str = AUTO_SURVEY):
+                 survey: str = AUTO_SURVEY, galaxy_colour: str | None = None, colour_reference: str | Path | None = None):
         gradio = _require_gradio()
         if not file_path:
             raise gradio.Error("Choose an image file first (JPEG, PNG, TIFF or FITS).", print_exception=False)
         path = Path(file_path)
         name = _display_name(path)
         try:
-            return self._colorize(path, name, model_key or next(iter(self.choices)), temperature, style or "auto", survey or AUTO_SURVEY)
+            hint = self.hint(galaxy_colour, colour_reference)
+            return self._colorize(path, name, model_key or next(iter(self.choices)), temperature, style or "auto", survey or AUTO_SURVEY, hint)
         except InputError as err:  # the temp path means nothing to the user: name the file they chose
             raise gradio.Error(f"{name}: {err.problem}", print_exception=False) from None
         except GalcolorError as err:
@@ -167,31 +197,68 @@ class Colorizer:
             raise gradio.Error(f"{name}: could not colour this image ({type(err).__name__}: {reason})", print_exception=False) from None
 
     def on_choice_change(self, file_path: str | Path | None, model_key: str | None, temperature: float = 0.0, style: str = "auto",
-                         survey: str = AUTO_SURVEY):
-        """Re-colour the current upload with the newly chosen model, style or survey; nothing to do before an upload."""
+                         survey: str = AUTO_SURVEY, galaxy_colour: str | None = None, colour_reference: str | Path | None = None):
+        """Re-colour the current upload with the newly chosen model, style, survey or hint; nothing to do before an upload."""
         if not file_path:
             gradio = _require_gradio()
             return (gradio.skip(),) * 5
-        return self(file_path, model_key, temperature, style, survey)
+        return self(file_path, model_key, temperature, style, survey, galaxy_colour, colour_reference)
 
-    def _colorize(self, path: Path, name: str, model_key: str, temperature: float = 0.0, style: str = "auto", survey: str = AUTO_SURVEY):
+    def controls(self, model_key: str | None, survey: str = AUTO_SURVEY):
+        """Updates of (temperature slider, survey control) for this model: each shown only where it does
+        something (a temperature for a classification head, a survey for a model trained on named surveys);
+        a survey the model does not know goes back to auto."""
+        gradio = _require_gradio()
+        choice = self.choices.get(model_key) or next(iter(self.choices.values()))
+        config = stored_config(choice.path)
+        kept_survey = survey if survey in config.surveys else AUTO_SURVEY
+        return gradio.update(visible=uses_temperature(config)), gradio.update(visible=bool(config.surveys), value=kept_survey)
+
+    def hint(self, galaxy_colour: str | None, colour_reference: str | Path | None) -> tuple[float, float] | None:
+        """The user's galaxy colour (a*, b*) from the text field or the reference image; None without either."""
+        text = (galaxy_colour or "").strip()
+        if text and colour_reference:
+            raise GalcolorError("give a galaxy colour or a colour reference image, not both: clear one of them")
+        if text:
+            return parse_galaxy_colour(text)  # its range is checked by LoadedModel.with_galaxy_colour
+        if not colour_reference:
+            return None
+        path = Path(colour_reference)
+        label = f"colour reference {_display_name(path)}"
+        try:
+            self._check_upload_size(path)
+            decoded = read_image(path, max_pixels=self.max_pixels, limit_name="this server's limit")
+        except InputError as err:  # the temp path means nothing to the user
+            raise GalcolorError(f"{label}: {err.problem}") from None
+        if not decoded.is_colour:
+            raise GalcolorError(f"{label}: a grey image; the colour reference must be a colour image of the same galaxy")
+        return colour_of_image(decoded.rgb, label)
+
+    def _check_upload_size(self, path: Path) -> None:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return  # read_image names the problem
+        if size > self.max_upload_bytes:
+            raise InputError(path, f"file is {_megabytes(size)}, over this server's upload limit of {_megabytes(self.max_upload_bytes)}")
+
+    def _colorize(self, path: Path, name: str, model_key: str, temperature: float = 0.0, style: str = "auto", survey: str = AUTO_SURVEY,
+                  hint: tuple[float, float] | None = None):
         from ..color.lab import lab_array_to_rgb8
         from ..inference.arrays import colorize_lab
         from ..inference.diversity import extra_outputs, uncertainty_legend
 
-        try:
-            size = path.stat().st_size
-        except OSError:
-            size = None  # read_image names the problem
-        if size is not None and size > self.max_upload_bytes:
-            raise InputError(path, f"file is {_megabytes(size)}, over this server's upload limit of {_megabytes(self.max_upload_bytes)}")
+        self._check_upload_size(path)
         decoded = read_image(path, max_pixels=self.max_pixels, limit_name="this server's limit")
         choice = self.choices.get(model_key)
-        model = styled(self.model(model_key), style).with_survey(survey)
+        survey_named = survey != AUTO_SURVEY
+        caution = 0.0 if style == "auto" and survey_named else None  # the sdss and muted presets keep their own
+        model = styled(self.model(model_key), style, caution).with_survey(survey).with_galaxy_colour(hint)
         if temperature and model.bins is not None:
             model = model.with_temperature(float(temperature))
         began = time.perf_counter()
-        predicted, input_lab = colorize_lab(decoded.rgb, model)
+        verdicts: list[Verdict] = []
+        predicted, input_lab = colorize_lab(decoded.rgb, model, verdicts)
         folder = self.output_folder()
         uncertainty_png, uncertainty_note = None, " No uncertainty map: this model has none (a classifier, or galcolor fit-uncertainty, gives one)."
         if model.has_uncertainty:
@@ -215,7 +282,7 @@ class Colorizer:
         write_png(png, colour)
         height, width = colour.shape[:2]
         note = " Colour input: only its lightness was used." if decoded.is_colour else ""
-        note += _md_escape(describe_survey(model, input_lab[..., 0]))
+        note += _md_escape(what_decided(verdicts[0] if verdicts else None, survey_named))
         status = f"**{_md_escape(name)}**: {width}×{height} px, coloured by {_md_escape(choice.label)} in {seconds:.1f} s.{note}{uncertainty_note}"
         return str(grey_png), str(png), str(png), str(uncertainty_png) if uncertainty_png else None, status
 

@@ -39,6 +39,7 @@ from .galaxy_colour import saturation_of, shifted, stage_estimate, survey_weight
 FORMAT = "galcolor-onnx-1"
 METADATA_KEY = "galcolor"  # metadata_props entry holding the JSON description below
 INPUT_NAME, OUTPUT_NAME = "lightness", "ab"
+USER_INPUT_NAME = "user_lightness"  # a model with a galaxy-colour stage: the user's own L / 100, where the colour is shifted
 PARITY_LIMIT_AB = 0.5  # largest |ab| difference from fp32 PyTorch an export may show (Lab units)
 INSTALL_HINT = "pip install 'galcolor[onnx]'"
 
@@ -71,7 +72,9 @@ class DecodedNetwork(torch.nn.Module):
 
             bottleneck(network).register_forward_hook(lambda module, inputs, output: self._bottleneck_output.append(output))
 
-    def forward(self, normalised_lightness: torch.Tensor) -> torch.Tensor:
+    def forward(self, normalised_lightness: torch.Tensor, user_lightness: torch.Tensor | None = None) -> torch.Tensor:
+        """user_lightness: the user's own L / 100 (before the canonical mapping), padded alike; the
+        galaxy colour is shifted over it. None: the same as normalised_lightness."""
         self._bottleneck_output.clear()
         chosen = None
         if self.chosen_survey is not None:
@@ -84,7 +87,8 @@ class DecodedNetwork(torch.nn.Module):
             output = self.network(normalised_lightness)
         ab = self.decode(output)
         weights = survey_weights(chosen, logits)
-        ab = shifted(ab, normalised_lightness * L_MAX, stage_estimate(self.stage, normalised_lightness, weights))
+        shown = normalised_lightness if user_lightness is None else user_lightness
+        ab = shifted(ab, shown * L_MAX, stage_estimate(self.stage, normalised_lightness, weights))
         saturation = saturation_of(self.saturation, self.survey_saturation, weights)
         if self.caution is None:
             if isinstance(saturation, float):
@@ -125,6 +129,9 @@ def description(model: LoadedModel) -> dict[str, Any]:
         "input": {"name": INPUT_NAME, "shape": ["batch", 1, "height", "width"], "dtype": "float32",
                   "meaning": f"CIELAB L / {L_MAX:g} (after the canonical mapping when input_lightness is 'canonical'); "
                              f"height and width multiples of {multiple} (zero-pad below and right)"},
+        "user_input": None if model.galaxy_colour is None else {
+            "name": USER_INPUT_NAME, "shape": ["batch", 1, "height", "width"], "dtype": "float32",
+            "meaning": f"the user's own CIELAB L / {L_MAX:g}, before any mapping, padded alike: the galaxy colour is shifted over it"},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", 2, "height", "width"], "dtype": "float32",
                    "meaning": "CIELAB a and b"},
         "input_lightness": model.config.input_lightness,
@@ -172,14 +179,18 @@ def _exported(module: "DecodedNetwork", multiple: int, opset: int | None, source
     """The ONNX ModelProto of `module`, with dynamic batch, height and width."""
     example = normalise_lightness(torch.rand(2, 1, 2 * multiple, 3 * multiple) * L_MAX)
     dynamic = torch.export.Dim.DYNAMIC
+    axes = {0: dynamic, 2: dynamic, 3: dynamic}
+    examples, names, shapes = (example,), [INPUT_NAME], {"normalised_lightness": axes}
+    if module.stage is not None:
+        # A distinct tensor: given the same one twice, the exporter makes the two inputs one.
+        examples, names, shapes = (example, example.clone()), [INPUT_NAME, USER_INPUT_NAME], {**shapes, "user_lightness": axes}
     try:
         # The exporter logs missing optional packages (torchvision) and warns about its own
         # internals; none of that is the user's business, and --json output must stay clean.
         with _quiet_exporter():
             program = torch.onnx.export(
-                module, (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME], dynamic_shapes={"normalised_lightness": {0: dynamic, 2: dynamic, 3: dynamic}},
-                verbose=False, external_data=False,
+                module, examples, dynamo=True, opset_version=opset, input_names=names,
+                output_names=[OUTPUT_NAME], dynamic_shapes=shapes, verbose=False, external_data=False,
             )
         return program.model_proto
     except Exception as err:  # the exporter raises many types; the user needs one line, not a trace
@@ -188,7 +199,8 @@ def _exported(module: "DecodedNetwork", multiple: int, opset: int | None, source
 
 def _pytorch(module: "DecodedNetwork", check: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
-        return module(torch.from_numpy(check)).numpy()
+        checked = torch.from_numpy(check)
+        return (module(checked) if module.stage is None else module(checked, checked.clone())).numpy()
 
 
 def _parity(expected: np.ndarray, data: bytes, check: np.ndarray, path: Path) -> float:
@@ -328,27 +340,35 @@ class OnnxColorizer:
         if not valid:
             raise GalcolorError(f"{self.name}: not a galcolor ONNX model this version reads (expected format '{FORMAT}')")
         names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
-        if names != ([INPUT_NAME], [OUTPUT_NAME]):
-            raise GalcolorError(f"{self.name}: expected one input '{INPUT_NAME}' and one output '{OUTPUT_NAME}', found {names}")
+        if names not in (([INPUT_NAME], [OUTPUT_NAME]), ([INPUT_NAME, USER_INPUT_NAME], [OUTPUT_NAME])):
+            raise GalcolorError(f"{self.name}: expected the input '{INPUT_NAME}' (and '{USER_INPUT_NAME}' for a model with a "
+                                f"galaxy-colour stage) and one output '{OUTPUT_NAME}', found {names}")
+        self.takes_user_lightness = USER_INPUT_NAME in names[0]
         return found
 
-    def network_input(self, lightness: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(B, 1, H, W) L in [0, 100] -> the graph's input: mapped (canonical models), scaled, padded."""
+    def network_input(self, lightness: np.ndarray | torch.Tensor, canonical: bool = True) -> np.ndarray:
+        """(B, 1, H, W) L in [0, 100] -> the graph's input: mapped (canonical models, unless canonical is
+        False: the user_lightness input), scaled, padded."""
         if isinstance(lightness, torch.Tensor):
             lightness = lightness.detach().cpu().float()
         lightness = torch.as_tensor(np.asarray(lightness, dtype=np.float32))
         if lightness.ndim != 4 or lightness.shape[1] != 1 or 0 in lightness.shape:
             raise GalcolorError(f"{self.name}: expected lightness of shape (B, 1, H, W), got {tuple(lightness.shape)}")
-        if self.input_lightness == "canonical":
+        if canonical and self.input_lightness == "canonical":
             lightness = canonical_lightness(lightness, self.lightness_reference)  # the very mapping PyTorch inference applies
         return pad_to_multiple(normalise_lightness(lightness.numpy()), self.size_multiple)
 
-    def run_graph(self, network_input: np.ndarray) -> np.ndarray:
-        """The bare graph: (B, 1, H, W) normalised L, H and W multiples of size_multiple -> ab."""
-        (ab,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(network_input, dtype=np.float32)})
+    def run_graph(self, network_input: np.ndarray, user_input: np.ndarray | None = None) -> np.ndarray:
+        """The bare graph: (B, 1, H, W) normalised L, H and W multiples of size_multiple -> ab. A graph
+        with a galaxy-colour stage also takes the user's own normalised L (default: network_input)."""
+        feeds = {INPUT_NAME: np.ascontiguousarray(network_input, dtype=np.float32)}
+        if self.takes_user_lightness:
+            feeds[USER_INPUT_NAME] = np.ascontiguousarray(network_input if user_input is None else user_input, dtype=np.float32)
+        (ab,) = self.session.run([OUTPUT_NAME], feeds)
         return ab
 
     def predict_ab(self, lightness: np.ndarray | torch.Tensor) -> np.ndarray:
         """(B, 1, H, W) L in [0, 100] (numpy or torch) -> (B, 2, H, W) float32 ab."""
         height, width = lightness.shape[-2:]
-        return self.run_graph(self.network_input(lightness))[..., :height, :width]
+        user = self.network_input(lightness, canonical=False) if self.takes_user_lightness else None
+        return self.run_graph(self.network_input(lightness), user)[..., :height, :width]

@@ -5,8 +5,8 @@ The colour network's ab is shifted so that its flux-weighted mean over signal pi
 colour: a user's hint (`--galaxy-colour`, `--colour-from`) or the galaxy-colour stage's estimate. The
 shift is full on signal pixels and fades out over the faint outskirts (L from SKY_L to SIGNAL_L), so
 the sky keeps the network's near-neutral colour and no edge appears at the signal threshold. Both the
-mean and the fade are read on the L the network sees (canonical lightness), so the ONNX graph, which
-only sees that, gives the same colour.
+mean and the fade are read on the user's own L, the lightness the output shows (the stage reads the
+canonical L the network sees); the ONNX graph of a model with a stage takes that L as a second input.
 """
 
 from __future__ import annotations

@@ -49,9 +49,9 @@ def predict_ab(model: LoadedModel, lightness: torch.Tensor, verdicts: list[Verdi
         ab = model.decode(output)
     weights = survey_weights(model.survey_weights(ab.shape[0], ab.device), logits)
     target = galaxy_target(model, network_input(model, seen), weights)
-    ab = shifted(ab, seen.to(ab.device), target)
+    ab = shifted(ab, lightness.to(ab.device), target)
     _record(verdicts, model, weights, features, target)
-    return faded(ab, seen, colour_factor(model, features, weights), hint_of(model, target))
+    return faded(ab, lightness, colour_factor(model, features, weights), hint_of(model, target))
 
 
 def hint_of(model: LoadedModel, target: torch.Tensor | None) -> torch.Tensor | None:
@@ -211,11 +211,11 @@ def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TI
     _, _, height, width = lightness.shape
     if height <= tile and width <= tile:
         return predict_ab(model, lightness, verdicts).cpu()
-    lightness = network_lightness(model, lightness)  # one mapping for the whole image, so tiles agree
-    judged = judge_frame(model, central_part(lightness, tile))  # one survey, galaxy view and galaxy colour for all tiles
+    seen = network_lightness(model, lightness)  # one mapping for the whole image, so tiles agree
+    judged = judge_frame(model, central_part(seen, tile))  # one survey, galaxy view and galaxy colour for all tiles
     ab = torch.empty((1, 2, height, width))
     with watching(model) as features:  # one caution verdict for the whole image: its features pooled over all tiles
-        for top, band in _blended_bands(model, lambda top, bottom: lightness[:, :, top:bottom], height, width, tile, overlap,
+        for top, band in _blended_bands(model, lambda top, bottom: seen[:, :, top:bottom], height, width, tile, overlap,
                                         condition=judged.condition):
             ab[:, :, top : top + band.shape[2]] = band
     ab = shifted(ab, lightness, judged.target)
@@ -315,7 +315,7 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
             held[:, :, top : top + ab.shape[2]] = ab
             if judged.target is not None:
                 offset = top - cached["top"]
-                part_sum, part_weight = signal_sums(seen_rows(cached["lightness"][:, :, offset : offset + ab.shape[2]]), ab)
+                part_sum, part_weight = signal_sums(cached["lightness"][:, :, offset : offset + ab.shape[2]], ab)
                 ab_sum, weight_sum = ab_sum + part_sum, weight_sum + part_weight
     shift = None if judged.target is None else shift_of(ab_sum, weight_sum, judged.target.cpu())
     factor = colour_factor(model, features, judged.weights)
@@ -324,10 +324,10 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
     for top in range(0, height, band):
         bottom = min(top + band, height)
         lightness = user_lightness(top, bottom)
-        seen, ab = seen_rows(lightness), held[:, :, top:bottom].float()
+        ab = held[:, :, top:bottom].float()
         if shift is not None:
-            ab = apply_shift(ab, seen, shift)
-        yield top, torch.cat([lightness, faded(ab, seen, factor, None if hint is None else hint.cpu())], dim=1)
+            ab = apply_shift(ab, lightness, shift)
+        yield top, torch.cat([lightness, faded(ab, lightness, factor, None if hint is None else hint.cpu())], dim=1)
 
 
 def _tile_starts(length: int, tile: int, step: int) -> list[int]:

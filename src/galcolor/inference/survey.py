@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..models.checkpoint import LoadedModel
@@ -22,15 +21,3 @@ def recognise_survey(model: LoadedModel, lightness: torch.Tensor) -> dict[str, f
         _, logits = model.network(x, with_survey_logits=True)
     probabilities = torch.softmax(logits.float(), dim=1)[0].cpu().tolist()
     return dict(zip(surveys, probabilities))
-
-
-def describe_survey(model: LoadedModel, lightness: np.ndarray) -> str:
-    """One sentence on whose style (H, W) L in [0, 100] is coloured in, for a model trained on several
-    surveys, with a leading space; '' for a model without surveys."""
-    if not model.config.surveys:
-        return ""
-    if model.survey is not None:
-        return f" Coloured as {model.survey} renders galaxies."
-    probabilities = recognise_survey(model, torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None])
-    likeliest = max(probabilities, key=probabilities.get)
-    return f" Survey auto: it looks most like {likeliest} ({probabilities[likeliest]:.0%})."

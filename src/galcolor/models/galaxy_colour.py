@@ -14,7 +14,6 @@ integrated_b): pixels with L > SIGNAL_L, each weighted by its L.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 PREFIX = "galaxy_colour."
@@ -25,12 +24,26 @@ SIGNAL_L = 15.0  # as evaluation.metrics.SIGNAL_L; models may not import evaluat
 
 def thumbnail(normalised_lightness: torch.Tensor, size: int = THUMBNAIL) -> torch.Tensor:
     """(B, 1, H, W) L / 100 -> (B, 1, size, size): the frame padded to a square with black sky, centred,
-    then area-averaged, so a galaxy keeps its shape whatever the frame's aspect."""
+    then area-averaged (adaptive average pooling), so a galaxy keeps its shape whatever the frame's aspect.
+
+    Written as two averaging matrices rather than F.pad and F.adaptive_avg_pool2d: the ONNX exporter
+    fixes an adaptive pool's windows at the example's size, and these follow any height and width."""
     height, width = normalised_lightness.shape[-2:]
-    side = max(height, width)
-    left, top = (side - width) // 2, (side - height) // 2
-    square = F.pad(normalised_lightness.float(), (left, side - width - left, top, side - height - top))
-    return F.adaptive_avg_pool2d(square, size)
+    side = torch.sym_max(height, width)
+    rows = _averaging(height, side, (side - height) // 2, size, normalised_lightness.device)  # (size, H)
+    columns = _averaging(width, side, (side - width) // 2, size, normalised_lightness.device)  # (size, W)
+    return torch.einsum("ih,bchw,jw->bcij", rows, normalised_lightness.float(), columns)
+
+
+def _averaging(length, side, offset, size: int, device) -> torch.Tensor:
+    """(size, length) weights that average a line of `length` pixels, placed at `offset` in a line of
+    `side` zeros, over adaptive pooling's windows [floor(i side / size), ceil((i + 1) side / size))."""
+    index = torch.arange(size, device=device)
+    start = torch.div(index * side, size, rounding_mode="floor")
+    end = torch.div((index + 1) * side + size - 1, size, rounding_mode="floor")
+    position = torch.arange(length, device=device) + offset
+    inside = (position[None, :] >= start[:, None]) & (position[None, :] < end[:, None])
+    return inside.float() / (end - start)[:, None].float()
 
 
 def flux_weighted_mean(lightness: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
