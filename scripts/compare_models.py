@@ -6,7 +6,8 @@ Each SET is `PATH=SURVEY` (the held-out split of a training folder; SURVEY names
 it, or `-` for one no model was trained on) or `PATH=SURVEY:all` (every image, for sets never trained on).
 Each MODEL is `NAME=FILE`; the first is the candidate. `--full-strength` scores every model with caution
 off at saturation 1 as well; `--true-colour-hint` also scores the candidate given each galaxy's true
-flux-weighted mean colour as its hint (an oracle: how much of the error the galaxy's colour holds).
+flux-weighted mean colour as its hint, at full strength (an oracle: how much of the error the galaxy's colour
+holds). `--saturations` scores the candidate at other saturations: how its saturation per survey is chosen.
 
     python scripts/compare_models.py new=new.safetensors three=prev-three.safetensors sdss=prev-sdss.safetensors \
         --sets ../shared/data/sdss-gz2=sdss ../shared/data/sdss-more=sdss ../shared/data/decals=decals [--json OUT.json]
@@ -53,7 +54,7 @@ def true_colour_method(model, images) -> Method:
         lab = rgb_to_lab(rgb)
         hints.append(tuple(float(v) for v in flux_weighted_mean(lab[:, :1], lab[:, 1:])[0][0]))
     queue = iter(hints)
-    return Method("true-colour hint", lambda lightness: predict_ab(model.with_galaxy_colour(next(queue)), lightness))
+    return Method("true-colour hint", lambda lightness: predict_ab(model.with_galaxy_colour(next(queue)).with_style(0.0, 1.0), lightness))
 
 
 def main() -> int:
@@ -62,6 +63,9 @@ def main() -> int:
     parser.add_argument("--sets", nargs="+", type=parse_set, required=True, metavar="PATH=SURVEY[:all]")
     parser.add_argument("--full-strength", action="store_true", help="also score each model with caution off at saturation 1")
     parser.add_argument("--true-colour-hint", action="store_true", help="also score the candidate given each galaxy's true mean colour")
+    parser.add_argument("--saturations", type=float, nargs="+", default=(), metavar="F",
+                        help="also score the candidate at each of these saturations, for every survey alike (caution kept): "
+                             "how a saturation per survey is chosen")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
     models = [(name, load_model(path)) for name, path in args.models]
@@ -71,6 +75,7 @@ def main() -> int:
         chosen = list(models)
         if args.full_strength:
             chosen += [(f"{name} full", model.with_style(0.0, 1.0)) for name, model in models]
+        chosen += [(f"{candidate} at {value:g}", models[0][1].with_style(saturation=value)) for value in args.saturations]
         dataset = load_split(path, split, progress=False)
         images = [image.permute(1, 2, 0).numpy() for image in dataset.images]
         methods = methods_for(chosen)

@@ -119,7 +119,7 @@ def test_calibrate_reports_its_limits_as_json(calibrated_path, tiny_model_path, 
     out = tmp_path / "again.safetensors"
     assert main(["calibrate", str(few_galaxies), "--other", str(others), "--model", str(tiny_model_path), "-o", str(out),
                  "--val-fraction", "0.3", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)["limits"]["all"]
     assert report["full_colour_within"] < report["grey_beyond"]
     assert load_model(out).metadata["caution_calibration"]["other"] == [str(others)]
 
@@ -139,3 +139,38 @@ def test_the_shipped_model_fades_the_hubble_deep_field_but_not_sdss_galaxies(sds
     assert chroma(deep_field, model) < 0.2 * chroma(deep_field, model.with_style(0.0))
     galaxy = np.asarray(Image.open(sorted((sdss_dir / "spirals").glob("*.jpg"))[0]).convert("RGB"))
     assert chroma(galaxy, model) == pytest.approx(chroma(galaxy, model.with_style(0.0)), rel=0.05)
+
+
+def test_a_caution_per_survey_scores_an_image_against_the_survey_it_looks_like():
+    """Two surveys far apart in feature space: an image at the second's centre keeps its colour when
+    recognised as the second, and is faded when taken for the first, whose Gaussian it lies far from."""
+    from galcolor.models.caution import SurveyCaution
+
+    generator = torch.Generator().manual_seed(0)
+    first, second = torch.randn(300, 8, generator=generator), torch.randn(300, 8, generator=generator) + 6.0
+    others = torch.randn(60, 8, generator=generator) * 0.5 + torch.tensor([4.0, 4, 4, 4, -4, -4, -4, -4])
+    caution = SurveyCaution.fit([first[:250], second[:250]], [first[250:], second[250:]], others)
+    image = second[250:]
+    as_second, as_first = torch.tensor([[0.0, 1.0]]).expand(50, 2), torch.tensor([[1.0, 0.0]]).expand(50, 2)
+    assert caution.confidence(image, as_second).mean() > 0.9
+    assert caution.confidence(image, as_first).mean() < 0.1
+    for survey in ([1.0, 0.0], [0.0, 1.0]):
+        assert caution.confidence(others, torch.tensor([survey]).expand(60, 2)).mean() < 0.1
+    assert torch.equal(Caution.from_tensors(caution.tensors()).limits, caution.limits)  # survives a checkpoint
+
+
+def test_calibrate_with_surveys_fits_one_caution_each(two_style_model_path, few_galaxies, tmp_path, capsys):
+    from conftest import paler_copies
+    from galcolor.models.caution import SurveyCaution
+
+    pale = paler_copies(few_galaxies, tmp_path / "pale", chroma=0.25)
+    out = tmp_path / "per-survey.safetensors"
+    assert main(["calibrate", str(few_galaxies), str(pale), "--surveys", "vivid", "pale", "--other", str(noise_images(tmp_path / "noise")),
+                 "--model", str(two_style_model_path), "-o", str(out), "--val-fraction", "0.3", "--json"]) == 0
+    limits = json.loads(capsys.readouterr().out)["limits"]
+    assert set(limits) == {"vivid", "pale"} and all(v["full_colour_within"] < v["grey_beyond"] for v in limits.values())
+    assert isinstance(load_model(out).caution, SurveyCaution)
+    code = main(["calibrate", str(few_galaxies), "--surveys", "dusty", "--other", str(tmp_path / "noise"),
+                 "--model", str(two_style_model_path), "-o", str(tmp_path / "bad.safetensors")])
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and error.count("\n") == 0 and "dusty" in error

@@ -245,6 +245,9 @@ def _add_calibrate(commands) -> None:
     calibrate.add_argument("data_dirs", type=Path, nargs="+", metavar="DATA_DIR", help="the folders the model was trained on (each survey's)")
     calibrate.add_argument("--other", type=Path, action="append", required=True, metavar="DIR", help="images unlike the training survey; repeat for several")
     calibrate.add_argument("-o", "--out", type=Path, required=True, help="the calibrated checkpoint to write (.safetensors)")
+    calibrate.add_argument("--surveys", nargs="+", default=None, metavar="NAME",
+                           help="the survey of each DATA_DIR (a model of several surveys): one caution per survey, each image scored "
+                                "against the survey it looks like (default: one caution over all the images)")
     calibrate.add_argument("--far-percentile", type=_fraction_percent, default=5.0,
                            help="colour is gone at this percentile of the other images' distances (default: 5)")
     calibrate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
@@ -283,6 +286,8 @@ def _add_fit_galaxy_colour(commands) -> None:
     fit.add_argument("--surveys", nargs="+", default=None, metavar="NAME",
                      help="the survey of each DATA_DIR, one of the model's (default: each folder's name)")
     fit.add_argument("--steps", type=_positive_int, default=12_000, help="training steps of 32 thumbnails (default: 12000)")
+    fit.add_argument("--input", choices=("own", "canonical"), default="own",
+                     help="what the stage reads: each image's own L (default; measured better) or the canonical, stretch-free L the colour network sees")
     fit.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
                      help=f"the training run's held-out share, on which the stage is scored (default: {train_defaults.val_fraction:g})")
     _common_arguments(fit)

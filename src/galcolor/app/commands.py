@@ -58,12 +58,13 @@ def _demo(args) -> int:
     name = _unique_name(_model_name(args.model), {"gray", "lut"})
     quiet = args.quiet or args.json
     shown = run_demo(model, name, args.out, args.held_out, log=_problems_only if quiet else print)
-    result = {"out": str(args.out), "seconds": round(time.perf_counter() - began, 2), "metrics": shown["metrics"], "held_out": shown["held_out"]}
+    result = {"out": str(args.out), "seconds": round(time.perf_counter() - began, 2), "metrics": shown["metrics"], "held_out": shown["held_out"],
+              "held_out_from": shown["held_out_from"]}
     if args.json:
         print(json.dumps(_json_safe(result), allow_nan=False))
     _say(args, "Hubble Deep Field\n" + format_table(shown["metrics"]))
     for survey, summaries in shown["held_out"].items():
-        _say(args, f"\nheld-out {survey} galaxies\n" + format_table(summaries))
+        _say(args, f"\nheld-out {survey} galaxies ({shown['held_out_from'][survey]})\n" + format_table(summaries))
     if not shown["held_out"] and args.held_out is None:
         looked_in = ", ".join(shown["looked_in"]) or "the model records none"
         _say(args, f"\nno held-out galaxies shown: its training folders are not here ({looked_in}); --held-out DIR names some")
@@ -239,14 +240,20 @@ def _calibrate(args) -> int:
 
     model = _model_to_extend(args)
     quiet = args.quiet or args.json
+    if args.surveys is not None and len(args.surveys) != len(args.data_dirs):
+        raise GalcolorError(f"{len(args.surveys)} survey names for {len(args.data_dirs)} data folders: give one name per folder")
     caution = calibrate(model, args.data_dirs, args.other, args.val_fraction, args.far_percentile, progress=not quiet,
-                        log=(lambda text: None) if quiet else print)
+                        log=(lambda text: None) if quiet else print, survey_names=args.surveys)
     save_calibrated(model, caution, args.out, {"data": [str(d) for d in args.data_dirs], "other": [str(d) for d in args.other],
-                                               "far_percentile": args.far_percentile}, args.saturation)
-    limits = [round(float(x), 3) for x in caution.limits]
+                                               "far_percentile": args.far_percentile, "surveys": args.surveys}, args.saturation)
+    limits = caution.limits.view(-1, 2).tolist()
+    names = list(model.config.surveys) if args.surveys is not None else ["all"]
     if args.json:
-        print(json.dumps({"out": str(args.out), "full_colour_within": limits[0], "grey_beyond": limits[1]}))
-    _say(args, f"caution: full colour within distance {limits[0]}, grey beyond {limits[1]} -> {args.out}")
+        print(json.dumps({"out": str(args.out), "limits": {name: {"full_colour_within": round(near, 3), "grey_beyond": round(far, 3)}
+                                                          for name, (near, far) in zip(names, limits)}}))
+    for name, (near, far) in zip(names, limits):
+        _say(args, f"caution{'' if name == 'all' else ' for ' + name}: full colour within distance {near:.3f}, grey beyond {far:.3f}")
+    _say(args, f"-> {args.out}")
     return EXIT_OK
 
 
@@ -269,7 +276,7 @@ def _fit_galaxy_colour(args) -> int:
 
     model = _model_to_extend(args)
     quiet = args.quiet or args.json
-    result = fit_and_save(model, args.data_dirs, args.out, args.surveys, args.steps, args.val_fraction, progress=not quiet,
+    result = fit_and_save(model, args.data_dirs, args.out, args.surveys, args.steps, args.val_fraction, args.input == "canonical", progress=not quiet,
                           log=(lambda text: None) if quiet else print)
     if args.json:
         print(json.dumps(_json_safe(result), allow_nan=False))

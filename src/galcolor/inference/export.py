@@ -88,7 +88,7 @@ class DecodedNetwork(torch.nn.Module):
         ab = self.decode(output)
         weights = survey_weights(chosen, logits)
         shown = normalised_lightness if user_lightness is None else user_lightness
-        ab = shifted(ab, shown * L_MAX, stage_estimate(self.stage, normalised_lightness, weights))
+        ab = shifted(ab, shown * L_MAX, stage_estimate(self.stage, normalised_lightness, shown, weights))
         saturation = saturation_of(self.saturation, self.survey_saturation, weights)
         if self.caution is None:
             if isinstance(saturation, float):
@@ -96,7 +96,7 @@ class DecodedNetwork(torch.nn.Module):
             return ab * saturation.view(-1, 1, 1, 1)
         # As predict.colour_factor: the bottleneck's mean over the (padded) image, scored by caution itself.
         pooled = self._bottleneck_output[-1].float().mean(dim=(2, 3))
-        factor = self.caution.confidence(pooled) ** self.caution_strength * saturation
+        factor = self.caution.confidence(pooled, weights) ** self.caution_strength * saturation
         return ab * factor.view(-1, 1, 1, 1)
 
 

@@ -28,12 +28,15 @@ def survey_weights(chosen: torch.Tensor | None, logits: torch.Tensor | None) -> 
     return torch.softmax(logits.float(), dim=1)
 
 
-def stage_estimate(stage: GalaxyColourNet | None, network_input: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
-    """(B, 2) the stage's mean (a*, b*) from the (padded, normalised) input the colour network saw; None without a stage."""
+def stage_estimate(stage: GalaxyColourNet | None, network_input: torch.Tensor, user_input: torch.Tensor,
+                   weights: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, 2) the stage's mean (a*, b*) from the (padded, normalised) input the colour network saw or
+    the user's own L padded alike, whichever the stage reads; None without a stage."""
     if stage is None:
         return None
+    seen = network_input if stage.canonical else user_input
     stage_weights = weights if stage.shape[0] > 1 else None
-    return stage.estimate(network_input.float().to(next(stage.parameters()).device), stage_weights).to(network_input.device)
+    return stage.estimate(seen.float().to(next(stage.parameters()).device), stage_weights).to(network_input.device)
 
 
 def shift_weight(seen_lightness: torch.Tensor) -> torch.Tensor:

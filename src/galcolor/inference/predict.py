@@ -48,7 +48,7 @@ def predict_ab(model: LoadedModel, lightness: torch.Tensor, verdicts: list[Verdi
         output, logits = network_output(model, seen, prepared=True, with_logits=True)
         ab = model.decode(output)
     weights = survey_weights(model.survey_weights(ab.shape[0], ab.device), logits)
-    target = galaxy_target(model, network_input(model, seen), weights)
+    target = galaxy_target(model, network_input(model, seen), network_input(model, lightness), weights)
     ab = shifted(ab, lightness.to(ab.device), target)
     _record(verdicts, model, weights, features, target)
     return faded(ab, lightness, colour_factor(model, features, weights), hint_of(model, target))
@@ -59,13 +59,14 @@ def hint_of(model: LoadedModel, target: torch.Tensor | None) -> torch.Tensor | N
     return target if model.galaxy_colour_hint is not None else None
 
 
-def galaxy_target(model: LoadedModel, network_in: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
+def galaxy_target(model: LoadedModel, network_in: torch.Tensor, user_in: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
     """(B, 2) the flux-weighted mean (a*, b*) each image is shifted to: the user's hint, else the
-    galaxy-colour stage's estimate from what the network sees; None: the network's own colour stands."""
+    galaxy-colour stage's estimate from the network's input or the user's own L padded alike
+    (network_input of each); None: the network's own colour stands."""
     if model.galaxy_colour_hint is not None:
         return torch.tensor(model.galaxy_colour_hint, device=network_in.device).expand(network_in.shape[0], 2)
     with torch.inference_mode():
-        return stage_estimate(model.galaxy_colour, network_in, weights)
+        return stage_estimate(model.galaxy_colour, network_in, user_in, weights)
 
 
 @contextmanager
@@ -78,11 +79,12 @@ def watching(model: LoadedModel):
         yield features
 
 
-def caution_kept(model: LoadedModel, features: PooledFeatures | None) -> torch.Tensor:
-    """(B,) or (1,) the share of colour caution keeps: confidence ** strength, 1 when off."""
+def caution_kept(model: LoadedModel, features: PooledFeatures | None, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) or (1,) the share of colour caution keeps: confidence ** strength (against each survey's
+    own spread, by the survey weights, for a caution per survey), 1 when off."""
     if features is None:
         return torch.ones(1)
-    return model.caution.confidence(features.mean()) ** model.caution_strength
+    return model.caution.confidence(features.mean(), None if weights is None else weights.cpu()) ** model.caution_strength
 
 
 def colour_factor(model: LoadedModel, features: PooledFeatures | None, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,7 +92,7 @@ def colour_factor(model: LoadedModel, features: PooledFeatures | None, weights: 
     recognised survey's where the model has one per survey)."""
     per_survey = None if model.survey_saturation is None else torch.tensor(model.survey_saturation)
     saturation = saturation_of(model.saturation, per_survey, None if weights is None else weights.cpu())
-    return (caution_kept(model, features) * saturation).view(-1, 1, 1, 1)
+    return (caution_kept(model, features, weights) * saturation).view(-1, 1, 1, 1)
 
 
 def _record(verdicts: list[Verdict] | None, model: LoadedModel, weights: torch.Tensor | None, features: PooledFeatures | None,
@@ -98,7 +100,7 @@ def _record(verdicts: list[Verdict] | None, model: LoadedModel, weights: torch.T
     if verdicts is None:
         return
     weights_cpu = None if weights is None else weights.float().cpu()
-    kept = caution_kept(model, features).float()
+    kept = caution_kept(model, features, weights).float()
     per_survey = None if model.survey_saturation is None else torch.tensor(model.survey_saturation)
     saturation = torch.as_tensor(saturation_of(model.saturation, per_survey, weights_cpu)).float().reshape(-1)
     batch = len(weights_cpu) if weights_cpu is not None else (len(target) if target is not None else len(kept))
@@ -176,8 +178,9 @@ class FrameJudgement:
     target: torch.Tensor | None  # (1, 2) the galaxy colour to shift to; None: the network's own
 
 
-def judge_frame(model: LoadedModel, seen: torch.Tensor) -> FrameJudgement:
-    """The judgement of a frame from (1, 1, h, w) L the network sees (the central tile of a large frame)."""
+def judge_frame(model: LoadedModel, seen: torch.Tensor, shown: torch.Tensor) -> FrameJudgement:
+    """The judgement of a frame from (1, 1, h, w) L the network sees and the user's own L of the same
+    pixels (the central tile of a large frame)."""
     x = network_input(model, seen)
     condition = logits = None
     if hasattr(model.network, "conditioning"):  # no surveys and no global pathway (or not a U-Net): nothing shared
@@ -185,7 +188,7 @@ def judge_frame(model: LoadedModel, seen: torch.Tensor) -> FrameJudgement:
             condition, logits = model.network.condition_of(x, model.survey_weights(1, x.device))
         condition = condition.float()
     weights = survey_weights(model.survey_weights(1, x.device), logits)
-    return FrameJudgement(condition, weights, galaxy_target(model, x, weights))
+    return FrameJudgement(condition, weights, galaxy_target(model, x, network_input(model, shown), weights))
 
 
 def colorize_tensor(model: LoadedModel, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,7 +215,7 @@ def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TI
     if height <= tile and width <= tile:
         return predict_ab(model, lightness, verdicts).cpu()
     seen = network_lightness(model, lightness)  # one mapping for the whole image, so tiles agree
-    judged = judge_frame(model, central_part(seen, tile))  # one survey, galaxy view and galaxy colour for all tiles
+    judged = judge_frame(model, central_part(seen, tile), central_part(lightness, tile))  # one survey, galaxy view and colour for all tiles
     ab = torch.empty((1, 2, height, width))
     with watching(model) as features:  # one caution verdict for the whole image: its features pooled over all tiles
         for top, band in _blended_bands(model, lambda top, bottom: seen[:, :, top:bottom], height, width, tile, overlap,
@@ -295,7 +298,8 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
         return lightness if table is None else apply_table(lightness, table)
 
     centre_top = max(0, (height - tile) // 2)
-    judged = judge_frame(model, central_part(network_rows(centre_top, min(centre_top + tile, height)), tile))
+    centre = central_part(network_rows(centre_top, min(centre_top + tile, height)), tile)
+    judged = judge_frame(model, centre, central_part(cached["lightness"], tile))
     if not model.cautious and judged.target is None:  # the colour is final as soon as each band is
         factor = colour_factor(model, None, judged.weights)
         _record(verdicts, model, judged.weights, None, None)

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from .caution import Caution
+from .caution import Caution, SurveyCaution
 from ..color.lab import denormalise_ab
 from .config import ModelConfig, from_dict, to_dict
 from .error_head import ErrorHead
@@ -53,7 +53,7 @@ class LoadedModel:
     bins: AbBins | None = None
     source: Path | None = None
     lightness_reference: torch.Tensor | None = None
-    caution: Caution | None = None
+    caution: Caution | SurveyCaution | None = None
     caution_strength: float = 1.0
     """Colour is multiplied by caution.confidence ** caution_strength; 0 turns caution off."""
     saturation: float = 1.0
@@ -146,7 +146,7 @@ def save_checkpoint(
     lut_ab: torch.Tensor | None = None,
     bins: AbBins | None = None,
     lightness_reference: torch.Tensor | None = None,
-    caution: Caution | None = None,
+    caution: Caution | SurveyCaution | None = None,
     error_head: ErrorHead | None = None,
     galaxy_colour: GalaxyColourNet | None = None,
 ) -> None:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 PREFIX = "galaxy_colour."
-SHAPE_KEY = PREFIX + "shape"  # (surveys, width of the first block), so a checkpoint rebuilds it
+SHAPE_KEY = PREFIX + "shape"  # (surveys, width of the first block, reads the canonical L: 0 or 1), so a checkpoint rebuilds it
 THUMBNAIL = 64
 SIGNAL_L = 15.0  # as evaluation.metrics.SIGNAL_L; models may not import evaluation
 
@@ -65,13 +65,19 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
 class GalaxyColourNet(nn.Module):
     """Thumbnail (B, 1, 64, 64) of L / 100 -> (B, S, 2) the galaxy's mean (a*, b*) in ab units as
     each of S surveys renders it. Four stride-2 blocks (width, 2x, 4x, 8x), pooled, then an MLP;
-    the outputs are standardised per survey on the training targets (buffers `centre`, `spread`)."""
+    the outputs are standardised per survey on the training targets (buffers `centre`, `spread`).
 
-    def __init__(self, surveys: int = 1, width: int = 24) -> None:
+    canonical: it reads the canonical lightness the colour network sees (stretch-free) rather than
+    the image's own L. The image's own L measured better on every survey's held-out galaxies
+    (SDSS r(b*) 0.743 against 0.683, model card): how bright a galaxy is rendered says something of its
+    colour that rank-matching removes."""
+
+    def __init__(self, surveys: int = 1, width: int = 24, canonical: bool = False) -> None:
         super().__init__()
         if surveys < 1 or width < 4:
             raise ValueError("the galaxy-colour stage needs at least one survey and width >= 4")
-        self.shape = (surveys, width)
+        self.shape = (surveys, width, int(canonical))
+        self.canonical = canonical
         widths = [1, width, 2 * width, 4 * width, 8 * width]
         self.features = nn.Sequential(*(_block(widths[i], widths[i + 1]) for i in range(4)))
         self.head = nn.Sequential(nn.Linear(widths[-1], 64), nn.ReLU(inplace=True), nn.Linear(64, 2 * surveys))
@@ -84,11 +90,19 @@ class GalaxyColourNet(nn.Module):
         return self.head(pooled).view(-1, self.shape[0], 2)
 
     def forward(self, thumbnails: torch.Tensor) -> torch.Tensor:
-        return self.standardised(thumbnails) * self.spread + self.centre  # (B, S, 2) ab units
+        """(B, 1, 64, 64) -> (B, S, 2) in ab units, averaged over the thumbnail's 8 flips and quarter
+        turns: a galaxy's colour has no orientation, and the average raised SDSS r(b*) on held-out
+        galaxies from 0.743 to 0.765 (model card), at the cost of 8 passes over a thumbnail."""
+        views = [torch.rot90(thumbnails, turns, (2, 3)) for turns in range(4)]
+        views += [view.flip(3) for view in views]
+        batch = thumbnails.shape[0]
+        standardised = self.standardised(torch.cat(views)).view(8, batch, *self.centre.shape).mean(0)
+        return standardised * self.spread + self.centre  # (B, S, 2)
 
     def estimate(self, normalised_lightness: torch.Tensor, survey_weights: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 1, H, W) L / 100 the colour network sees (canonical), and (B, S) survey weights (None for
-        a stage of one survey) -> (B, 2) the galaxy's mean (a*, b*), the surveys' estimates mixed by weight."""
+        """(B, 1, H, W) L / 100 as the stage reads it (canonical or the image's own, padded alike), and
+        (B, S) survey weights (None for a stage of one survey) -> (B, 2) the galaxy's mean (a*, b*),
+        the surveys' estimates mixed by weight."""
         per_survey = self(thumbnail(normalised_lightness))  # (B, S, 2)
         if survey_weights is None:
             if self.shape[0] != 1:
@@ -105,7 +119,8 @@ class GalaxyColourNet(nn.Module):
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "GalaxyColourNet | None":
         if SHAPE_KEY not in tensors:
             return None
-        stage = cls(*(int(x) for x in tensors[SHAPE_KEY].tolist()))
+        surveys, width, canonical = (int(x) for x in tensors[SHAPE_KEY].tolist())
+        stage = cls(surveys, width, bool(canonical))
         stored = {k[len(PREFIX):]: v for k, v in tensors.items() if k.startswith(PREFIX) and k != SHAPE_KEY}
         result = stage.load_state_dict(stored, strict=False)  # num_batches_tracked is not stored: only training counts it
         missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]

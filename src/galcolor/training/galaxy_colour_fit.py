@@ -58,9 +58,10 @@ def survey_indices(model: LoadedModel, dataset: GalaxySet) -> tuple[list[str], l
     return names, [names.index(survey) for survey in dataset.surveys]
 
 
-def make_thumbnails(model: LoadedModel, dataset: GalaxySet, progress: bool = True) -> Thumbnails:
-    """Each image's thumbnail of the lightness the colour network sees, and its true and `lut` mean colour.
-    Images without signal pixels are left out: they have no galaxy colour to learn."""
+def make_thumbnails(model: LoadedModel, dataset: GalaxySet, progress: bool = True, canonical: bool = False) -> Thumbnails:
+    """Each image's thumbnail of its own L (canonical: of the lightness the colour network sees), and
+    its true and `lut` mean colour. Images without signal pixels are left out: they have no galaxy
+    colour to learn."""
     _, indices = survey_indices(model, dataset)
     images, targets, lut_targets, surveys = [], [], [], []
     with torch.inference_mode():
@@ -71,7 +72,7 @@ def make_thumbnails(model: LoadedModel, dataset: GalaxySet, progress: bool = Tru
             target, weight = flux_weighted_mean(lightness, lab[:, 1:])
             if float(weight[0]) <= 0:
                 continue
-            seen = lightness if model.config.input_lightness == "raw" else canonical_lightness(lightness, model.lightness_reference)
+            seen = canonical_lightness(lightness, model.lightness_reference) if canonical and model.lightness_reference is not None else lightness
             images.append(thumbnail(normalise_lightness(seen)).half())
             targets.append(target)
             lut_targets.append(flux_weighted_mean(lightness, lut_colour(model, lightness))[0] if model.lut_ab is not None
@@ -98,12 +99,12 @@ def _augmented(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 def fit_stage(train: Thumbnails, surveys: int, steps: int = 12_000, batch_size: int = 32, lr: float = 2e-3, width: int = 24,
-              seed: int = 0, progress: bool = True) -> GalaxyColourNet:
+              seed: int = 0, progress: bool = True, canonical: bool = False) -> GalaxyColourNet:
     """Train a stage on thumbnails: AdamW with a one-cycle schedule, smooth L1 on each survey's
     standardised targets, the image's own survey's output only."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    stage = GalaxyColourNet(surveys, width)
+    stage = GalaxyColourNet(surveys, width, canonical)
     centre, spread = torch.zeros(surveys, 2), torch.ones(surveys, 2)
     for index in range(surveys):
         own = train.targets[train.surveys == index]
@@ -162,7 +163,7 @@ def scores(stage: GalaxyColourNet, val: Thumbnails, names: list[str]) -> dict[st
 
 
 def fit_and_save(model: LoadedModel, data_dirs: list[Path], out: Path, survey_names: list[str] | None, steps: int,
-                 val_fraction: float, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+                 val_fraction: float, canonical: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """`galcolor fit-galaxy-colour`: fit on the train split of data_dirs, score on their val split, write
     the model with its stage."""
     data_dirs = [Path(d) for d in data_dirs]
@@ -172,12 +173,13 @@ def fit_and_save(model: LoadedModel, data_dirs: list[Path], out: Path, survey_na
         log(f"skipped {line}")
     names, _ = survey_indices(model, train_set)
     began = time.perf_counter()
-    train, val = make_thumbnails(model, train_set, progress), make_thumbnails(model, val_set, progress)
-    stage = fit_stage(train, len(names), steps, progress=progress)
+    train, val = make_thumbnails(model, train_set, progress, canonical), make_thumbnails(model, val_set, progress, canonical)
+    stage = fit_stage(train, len(names), steps, progress=progress, canonical=canonical)
     seconds = time.perf_counter() - began
     table = scores(stage, val, names)
     metadata = {**model.metadata, "galaxy_colour": {
-        "data": [str(d) for d in data_dirs], "surveys": survey_names, "steps": steps, "train_images": len(train),
+        "data": [str(d) for d in data_dirs], "surveys": survey_names, "steps": steps, "input": "canonical" if canonical else "own",
+        "train_images": len(train),
         "val_images": len(val), "seconds": round(seconds, 1), "val": table}}
     save_model(dataclasses.replace(model, galaxy_colour=stage, metadata=metadata), out)
     return {"out": str(out), "train_images": len(train), "val_images": len(val), "seconds": round(seconds, 1), "val": table}
