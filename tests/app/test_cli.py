@@ -174,7 +174,9 @@ def test_colorize_json_summary_is_strict_json(tiny_model_path, few_galaxies, tmp
     result = strict_json(capsys.readouterr().out)
     assert result["summary"]["coloured"] == 1 and result["summary"]["failed"] == 0
     assert result["files"] == [{"source": str(source), "output": str(tmp_path / "o" / f"{source.stem}.png"),
-                                "status": "coloured", "message": ""}]
+                                "status": "coloured", "message": "",
+                                "colour": {"survey": None, "survey_probability": None, "colour_kept": 1.0, "saturation": 1.0,
+                                           "galaxy_colour": None, "galaxy_colour_from": "network"}}]
 
 
 def test_colorize_with_nothing_to_do_fails_clearly(tiny_model_path, tmp_path, capsys):

@@ -230,13 +230,17 @@ def test_a_bad_hint_is_one_line_in_the_page_never_a_traceback(colorizer, small_g
     assert "not both" in refusal("1, 2", colour_reference)
 
 
-def test_the_status_names_the_survey_and_a_named_survey_is_not_faded_by_caution(small_grey_galaxy: Path, tmp_path: Path) -> None:
+def test_the_status_names_the_survey_and_a_named_survey_is_not_faded_by_caution(tmp_path: Path) -> None:
+    from skimage.data import hubble_deep_field
+
     shipped = web.Colorizer(web.model_choices(None), output_root=tmp_path / "results")
+    deep_field = tmp_path / "deep field.png"
+    Image.fromarray(hubble_deep_field()).convert("L").resize((436, 500)).save(deep_field)
 
-    *_, auto_status = shipped(str(small_grey_galaxy), web.SHIPPED_KEY)
-    _, named_png, _, _, named_status = shipped(str(small_grey_galaxy), web.SHIPPED_KEY, 0.0, "auto", "sdss")
+    *_, auto_status = shipped(str(deep_field), web.SHIPPED_KEY)
+    _, named_png, _, _, named_status = shipped(str(deep_field), web.SHIPPED_KEY, 0.0, "auto", "sdss")
 
-    # A 64 px crop is unlike every survey the shipped model learnt: by default caution fades it ...
+    # The Hubble Deep Field is unlike every survey the shipped model learnt: by default caution fades it ...
     assert "Survey auto: it looks most like " in auto_status and "by caution" in _plain(auto_status), auto_status
     # ... but a survey the user names is their decision, as in `colorize --survey`.
     assert "Coloured as sdss renders galaxies." in _plain(named_status) and "caution" not in named_status, named_status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_the_stage_estimate_is_the_colour_of_the_galaxy(staged):
     seen = network_lightness(staged, lightness)
     x = network_input(staged, seen)
     weights = torch.softmax(staged.network.condition_of(x)[1].float(), dim=1)
-    expected = staged.galaxy_colour.estimate(x, weights)[0]
+    expected = staged.galaxy_colour.estimate(x, weights)[0][0]
     # Within the bf16 rounding of the recogniser's weights where inference autocasts (CPUs with bf16 units).
     assert (mean_colour(lightness, ab) - expected).abs().max() < 0.5
     unshifted = predict_ab(dataclasses.replace(staged, galaxy_colour=None).with_style(saturation=1.0), lightness)
@@ -163,3 +164,17 @@ def test_a_reference_list_gives_each_input_its_own_colour_and_names_a_bad_one(tm
 
 
 
+
+
+def test_a_survey_the_stage_is_not_trusted_on_keeps_the_networks_colour(staged):
+    lightness = galaxy_field(96, 96, seed=10)
+    stage = copy.deepcopy(staged.galaxy_colour)
+    with torch.no_grad():
+        stage.trust.copy_(torch.tensor([1.0, 0.0]))
+    doubted = dataclasses.replace(staged, galaxy_colour=stage)
+    without = dataclasses.replace(staged, galaxy_colour=None)
+    assert torch.allclose(predict_ab(doubted.with_survey("pale"), lightness), predict_ab(without.with_survey("pale"), lightness), atol=1e-5)
+    assert (predict_ab(doubted.with_survey("vivid"), lightness) - predict_ab(without.with_survey("vivid"), lightness)).abs().max() > 1.0
+    verdicts = []
+    predict_ab(doubted.with_survey("pale"), lightness, verdicts)
+    assert verdicts[0].galaxy_colour is None and verdicts[0].galaxy_colour_from == "network"

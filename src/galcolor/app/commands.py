@@ -98,7 +98,9 @@ def _colorize_share(args) -> int:
     # Planned once, by rank 0: with --skip-existing, a rank that planned after another had begun
     # writing would see other jobs, and shares of different lists miss or repeat files.
     jobs, outcomes = distributed.run_on_main(plan_jobs, args.inputs, args.out, args.overwrite, args.skip_existing, extras)
-    model, jobs = _with_hints(model, jobs, args)
+    from ..inference.hints import with_hints
+
+    model, jobs = with_hints(model, jobs, args.galaxy_colour, args.colour_from)
     coloured = distributed.gather(colorize_files(distributed.shard(jobs), model, batch_size=args.batch_size, max_pixels=args.max_pixels, compress_level=args.compress_level,
                                                  progress=not (args.quiet or args.json) and distributed.is_main(), extras=extras))
     if distributed.active():  # back from the ranks' interleaved shares to the planned order
@@ -126,36 +128,6 @@ def _colorize_share(args) -> int:
         print("galcolor: error: no image files found in the inputs", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_FAILED if failures else EXIT_OK
-
-
-def _with_hints(model, jobs, args):
-    """--galaxy-colour and --colour-from: one hint for every input (read before any is coloured, so a bad
-    one stops the run at once), or a list file's reference per input (a bad one fails its input alone)."""
-    import dataclasses
-
-    from ..inference.hints import colour_of_reference, parse_galaxy_colour, read_reference_list
-
-    if args.galaxy_colour is not None:
-        return model.with_galaxy_colour(parse_galaxy_colour(args.galaxy_colour)), jobs
-    if args.colour_from is None:
-        return model, jobs
-    if args.colour_from.suffix.lower() not in (".csv", ".txt"):
-        return model.with_galaxy_colour(colour_of_reference(args.colour_from)), jobs
-    references = read_reference_list(args.colour_from)
-    hinted, read = [], {}
-    for job in jobs:
-        reference = references.get(job.source.resolve())
-        if reference is None:
-            hinted.append(job)
-            continue
-        if reference not in read:
-            try:
-                read[reference] = (colour_of_reference(reference), None)
-            except GalcolorError as err:
-                read[reference] = (None, f"{job.source}: {err}")
-        hint, problem = read[reference]
-        hinted.append(dataclasses.replace(job, hint=hint, hint_error=problem))
-    return model, hinted
 
 
 def _train(args) -> int:
@@ -282,7 +254,9 @@ def _fit_galaxy_colour(args) -> int:
         print(json.dumps(_json_safe(result), allow_nan=False))
     for survey, row in result["val"].items():
         _say(args, f"{survey}: {row['images']} held-out galaxies, r(a*) {row['stage_r_a']:.3f} (lut {row['lut_r_a']:.3f}), "
-                   f"r(b*) {row['stage_r_b']:.3f} (lut {row['lut_r_b']:.3f}), mean error {row['stage_error']:.2f} ab (lut {row['lut_error']:.2f})")
+                   f"r(b*) {row['stage_r_b']:.3f} (lut {row['lut_r_b']:.3f}), mean error {row['stage_error']:.2f} ab "
+                   f"(lut {row['lut_error']:.2f}, the colour network's own {row['network_error']:.2f}): "
+                   + ("sets its galaxies' colour" if row["trusted"] else "the colour network's own colour is kept"))
     _say(args, f"galaxy colour: {result['train_images']} training galaxies, {result['seconds']:.0f} s -> {args.out}")
     return EXIT_OK
 

@@ -29,14 +29,15 @@ def survey_weights(chosen: torch.Tensor | None, logits: torch.Tensor | None) -> 
 
 
 def stage_estimate(stage: GalaxyColourNet | None, network_input: torch.Tensor, user_input: torch.Tensor,
-                   weights: torch.Tensor | None) -> torch.Tensor | None:
-    """(B, 2) the stage's mean (a*, b*) from the (padded, normalised) input the colour network saw or
-    the user's own L padded alike, whichever the stage reads; None without a stage."""
+                   weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """((B, 2) the stage's mean (a*, b*), (B,) its trust) from the (padded, normalised) input the colour
+    network saw or the user's own L padded alike, whichever the stage reads; None without a stage."""
     if stage is None:
         return None
     seen = network_input if stage.canonical else user_input
     stage_weights = weights if stage.shape[0] > 1 else None
-    return stage.estimate(seen.float().to(next(stage.parameters()).device), stage_weights).to(network_input.device)
+    target, trust = stage.estimate(seen.float().to(next(stage.parameters()).device), stage_weights)
+    return target.to(network_input.device), trust.to(network_input.device)
 
 
 def shift_weight(seen_lightness: torch.Tensor) -> torch.Tensor:
@@ -44,11 +45,14 @@ def shift_weight(seen_lightness: torch.Tensor) -> torch.Tensor:
     return ((seen_lightness.float() - SKY_L) / (SIGNAL_L - SKY_L)).clamp(0.0, 1.0)
 
 
-def shift_of(ab_sum: torch.Tensor, weight_sum: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def shift_of(ab_sum: torch.Tensor, weight_sum: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """(B, 2) the shift that moves a prediction whose L-weighted ab sum and weight over signal pixels
-    are these to `target`; 0 for an image without signal."""
+    are these towards target = ((B, 2) mean colour, (B,) trust): all the way at trust 1, not at all
+    at 0; 0 for an image without signal."""
+    colour, trust = target
     current = ab_sum / weight_sum.clamp_min(1e-6)[:, None]
-    return torch.where(weight_sum[:, None] > 0, target.float() - current, torch.zeros_like(current))
+    shift = (colour.float() - current) * trust.float().to(current.device)[:, None]
+    return torch.where(weight_sum[:, None] > 0, shift, torch.zeros_like(current))
 
 
 def signal_sums(seen_lightness: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,8 +62,9 @@ def signal_sums(seen_lightness: torch.Tensor, ab: torch.Tensor) -> tuple[torch.T
     return mean * total[:, None], total
 
 
-def shifted(ab: torch.Tensor, seen_lightness: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """(B, 2, H, W) ab moved so that its flux-weighted mean over signal pixels is `target` (B, 2)."""
+def shifted(ab: torch.Tensor, seen_lightness: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """(B, 2, H, W) ab moved so that its flux-weighted mean over signal pixels is target's colour (B, 2),
+    as far as its trust (B,) says."""
     if target is None:
         return ab
     shift = shift_of(*signal_sums(seen_lightness, ab), target)
@@ -71,6 +76,7 @@ def apply_shift(ab: torch.Tensor, seen_lightness: torch.Tensor, shift: torch.Ten
 
 
 def faded(ab: torch.Tensor, seen_lightness: torch.Tensor, factor: torch.Tensor, hint: torch.Tensor | None) -> torch.Tensor:
+    """hint: (B, 2) or None."""
     """ab times the colour factor (caution and saturation, (B, 1, 1, 1)); with the user's hint of the
     galaxy's mean colour (B, 2), only the structure around that mean is scaled: the user told us the colour."""
     factor = factor.to(ab.device, ab.dtype)

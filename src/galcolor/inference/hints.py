@@ -76,3 +76,32 @@ def read_reference_list(path: str | Path) -> dict[Path, Path]:
     if not pairs:
         raise GalcolorError(f"colour reference list {path}: no INPUT,REFERENCE lines")
     return pairs
+
+
+def with_hints(model, jobs: list, galaxy_colour: str | None, colour_from: Path | None):
+    """`colorize --galaxy-colour` / `--colour-from`: (the model, the jobs) with one hint for every input
+    (read before any is coloured, so a bad one stops the run at once), or a list file's reference per
+    input (pipeline.Job.hint; a bad reference fails its input alone, inputs not listed keep the stage's)."""
+    import dataclasses
+
+    if galaxy_colour is not None:
+        return model.with_galaxy_colour(parse_galaxy_colour(galaxy_colour)), jobs
+    if colour_from is None:
+        return model, jobs
+    if Path(colour_from).suffix.lower() not in (".csv", ".txt"):
+        return model.with_galaxy_colour(colour_of_reference(colour_from)), jobs
+    references = read_reference_list(colour_from)
+    hinted, read = [], {}
+    for job in jobs:
+        reference = references.get(job.source.resolve())
+        if reference is None:
+            hinted.append(job)
+            continue
+        if reference not in read:
+            try:
+                read[reference] = (colour_of_reference(reference), None)
+            except GalcolorError as err:
+                read[reference] = (None, f"{job.source}: {err}")
+        hint, problem = read[reference]
+        hinted.append(dataclasses.replace(job, hint=hint, hint_error=problem))
+    return model, hinted

@@ -54,17 +54,21 @@ def predict_ab(model: LoadedModel, lightness: torch.Tensor, verdicts: list[Verdi
     return faded(ab, lightness, colour_factor(model, features, weights), hint_of(model, target))
 
 
-def hint_of(model: LoadedModel, target: torch.Tensor | None) -> torch.Tensor | None:
-    """The target where it is the user's hint (kept whole by caution and saturation); None for the stage's estimate."""
-    return target if model.galaxy_colour_hint is not None else None
+Target = tuple[torch.Tensor, torch.Tensor]  # (B, 2) the galaxy colour to shift to, (B,) how far (its trust)
 
 
-def galaxy_target(model: LoadedModel, network_in: torch.Tensor, user_in: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
+def hint_of(model: LoadedModel, target: Target | None) -> torch.Tensor | None:
+    """The (B, 2) colour where it is the user's hint (kept whole by caution and saturation); None for the stage's estimate."""
+    return target[0] if model.galaxy_colour_hint is not None and target is not None else None
+
+
+def galaxy_target(model: LoadedModel, network_in: torch.Tensor, user_in: torch.Tensor, weights: torch.Tensor | None) -> Target | None:
     """(B, 2) the flux-weighted mean (a*, b*) each image is shifted to: the user's hint, else the
     galaxy-colour stage's estimate from the network's input or the user's own L padded alike
     (network_input of each); None: the network's own colour stands."""
     if model.galaxy_colour_hint is not None:
-        return torch.tensor(model.galaxy_colour_hint, device=network_in.device).expand(network_in.shape[0], 2)
+        batch = network_in.shape[0]
+        return torch.tensor(model.galaxy_colour_hint, device=network_in.device).expand(batch, 2), torch.ones(batch, device=network_in.device)
     with torch.inference_mode():
         return stage_estimate(model.galaxy_colour, network_in, user_in, weights)
 
@@ -96,21 +100,22 @@ def colour_factor(model: LoadedModel, features: PooledFeatures | None, weights: 
 
 
 def _record(verdicts: list[Verdict] | None, model: LoadedModel, weights: torch.Tensor | None, features: PooledFeatures | None,
-            target: torch.Tensor | None) -> None:
+            target: Target | None) -> None:
     if verdicts is None:
         return
     weights_cpu = None if weights is None else weights.float().cpu()
     kept = caution_kept(model, features, weights).float()
     per_survey = None if model.survey_saturation is None else torch.tensor(model.survey_saturation)
     saturation = torch.as_tensor(saturation_of(model.saturation, per_survey, weights_cpu)).float().reshape(-1)
-    batch = len(weights_cpu) if weights_cpu is not None else (len(target) if target is not None else len(kept))
-    source = "hint" if model.galaxy_colour_hint is not None else "stage" if target is not None else "network"
+    batch = len(weights_cpu) if weights_cpu is not None else (len(target[0]) if target is not None else len(kept))
     for index in range(batch):
         survey = probability = None
         if weights_cpu is not None:
             best = int(weights_cpu[index].argmax())
             survey, probability = model.config.surveys[best], round(float(weights_cpu[index, best]), 4)
-        colour = None if target is None else tuple(round(float(v), 2) for v in target[index].cpu())
+        trusted = target is not None and float(target[1][index]) >= 0.5  # else mostly the network's own colour stands
+        colour = tuple(round(float(v), 2) for v in target[0][index].cpu()) if trusted else None
+        source = "hint" if model.galaxy_colour_hint is not None else "stage" if trusted else "network"
         verdicts.append(Verdict(survey, probability, round(float(kept[min(index, len(kept) - 1)]), 4),
                                 round(float(saturation[min(index, len(saturation) - 1)]), 4), colour, source))
 
@@ -175,7 +180,7 @@ class FrameJudgement:
 
     condition: torch.Tensor | None  # (1, D) a conditioned network's vector; None without conditioning
     weights: torch.Tensor | None  # (1, S) survey weights; None for a network of no surveys
-    target: torch.Tensor | None  # (1, 2) the galaxy colour to shift to; None: the network's own
+    target: Target | None  # the galaxy colour to shift to and its trust; None: the network's own
 
 
 def judge_frame(model: LoadedModel, seen: torch.Tensor, shown: torch.Tensor) -> FrameJudgement:
@@ -321,7 +326,7 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
                 offset = top - cached["top"]
                 part_sum, part_weight = signal_sums(cached["lightness"][:, :, offset : offset + ab.shape[2]], ab)
                 ab_sum, weight_sum = ab_sum + part_sum, weight_sum + part_weight
-    shift = None if judged.target is None else shift_of(ab_sum, weight_sum, judged.target.cpu())
+    shift = None if judged.target is None else shift_of(ab_sum, weight_sum, tuple(part.cpu() for part in judged.target))
     factor = colour_factor(model, features, judged.weights)
     hint = hint_of(model, judged.target)
     _record(verdicts, model, judged.weights, features, judged.target)

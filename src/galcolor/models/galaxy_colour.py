@@ -83,6 +83,9 @@ class GalaxyColourNet(nn.Module):
         self.head = nn.Sequential(nn.Linear(widths[-1], 64), nn.ReLU(inplace=True), nn.Linear(64, 2 * surveys))
         self.register_buffer("centre", torch.zeros(surveys, 2))
         self.register_buffer("spread", torch.ones(surveys, 2))
+        # 1 for a survey whose galaxy colour the stage sets, 0 where the colour network's own was nearer the
+        # truth on its held-out galaxies (fit-galaxy-colour measures it): there the network's colour stands.
+        self.register_buffer("trust", torch.ones(surveys))
 
     def standardised(self, thumbnails: torch.Tensor) -> torch.Tensor:
         """(B, 1, 64, 64) -> (B, S, 2) standardised estimates (what the training loss sees)."""
@@ -99,16 +102,21 @@ class GalaxyColourNet(nn.Module):
         standardised = self.standardised(torch.cat(views)).view(8, batch, *self.centre.shape).mean(0)
         return standardised * self.spread + self.centre  # (B, S, 2)
 
-    def estimate(self, normalised_lightness: torch.Tensor, survey_weights: torch.Tensor | None = None) -> torch.Tensor:
+    def estimate(self, normalised_lightness: torch.Tensor, survey_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 1, H, W) L / 100 as the stage reads it (canonical or the image's own, padded alike), and
-        (B, S) survey weights (None for a stage of one survey) -> (B, 2) the galaxy's mean (a*, b*),
-        the surveys' estimates mixed by weight."""
+        (B, S) survey weights (None for a stage of one survey) -> (B, 2) the galaxy's mean (a*, b*)
+        and (B,) how far to trust it (0: keep the network's own), the surveys' mixed by weight."""
         per_survey = self(thumbnail(normalised_lightness))  # (B, S, 2)
         if survey_weights is None:
             if self.shape[0] != 1:
                 raise ValueError(f"a galaxy-colour stage of {self.shape[0]} surveys needs survey weights")
-            return per_survey[:, 0]
-        return (survey_weights.float()[:, :, None] * per_survey).sum(dim=1)
+            return per_survey[:, 0], self.trust.expand(per_survey.shape[0])
+        weights = survey_weights.float()
+        trusted = weights * self.trust  # (B, S)
+        total = trusted.sum(dim=1)  # (B,)
+        # The trusted surveys' estimates, mixed by weight; the trust is the share of weight they hold.
+        mixed = (trusted[:, :, None] * per_survey).sum(dim=1) / total.clamp_min(1e-6)[:, None]
+        return mixed, total
 
     def tensors(self) -> dict[str, torch.Tensor]:
         weights = {PREFIX + k: v.detach().cpu().float().contiguous() for k, v in self.state_dict().items()

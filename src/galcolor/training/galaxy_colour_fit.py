@@ -27,6 +27,7 @@ from ..errors import GalcolorError
 from ..evaluation.metrics import pearson_r
 from ..models.checkpoint import LoadedModel, save_model
 from ..models.device import autocast
+from ..inference.predict import predict_ab
 from ..models.galaxy_colour import GalaxyColourNet, flux_weighted_mean, thumbnail
 from .data import load_folders
 from .split import GalaxySet
@@ -41,6 +42,7 @@ class Thumbnails:
     targets: torch.Tensor
     lut_targets: torch.Tensor
     surveys: torch.Tensor
+    network_targets: torch.Tensor | None = None  # (N, 2) the colour network's own mean ab, where measured
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -58,12 +60,15 @@ def survey_indices(model: LoadedModel, dataset: GalaxySet) -> tuple[list[str], l
     return names, [names.index(survey) for survey in dataset.surveys]
 
 
-def make_thumbnails(model: LoadedModel, dataset: GalaxySet, progress: bool = True, canonical: bool = False) -> Thumbnails:
+def make_thumbnails(model: LoadedModel, dataset: GalaxySet, progress: bool = True, canonical: bool = False,
+                    with_network: bool = False) -> Thumbnails:
     """Each image's thumbnail of its own L (canonical: of the lightness the colour network sees), and
-    its true and `lut` mean colour. Images without signal pixels are left out: they have no galaxy
-    colour to learn."""
+    its true and `lut` mean colour (with_network: also the colour network's own, at full strength,
+    without caution or stage). Images without signal pixels are left out: they have no galaxy colour
+    to learn."""
     _, indices = survey_indices(model, dataset)
-    images, targets, lut_targets, surveys = [], [], [], []
+    images, targets, lut_targets, surveys, network_targets = [], [], [], [], []
+    bare = dataclasses.replace(model.with_style(0.0, 1.0), galaxy_colour=None, galaxy_colour_hint=None)
     with torch.inference_mode():
         for image, survey in tqdm(zip(dataset.images, indices), total=len(dataset), desc="thumbnails", unit="img",
                                   disable=not progress, leave=False):
@@ -77,10 +82,14 @@ def make_thumbnails(model: LoadedModel, dataset: GalaxySet, progress: bool = Tru
             targets.append(target)
             lut_targets.append(flux_weighted_mean(lightness, lut_colour(model, lightness))[0] if model.lut_ab is not None
                                else torch.zeros(1, 2))
+            if with_network:
+                network_targets.append(flux_weighted_mean(lightness, predict_ab(bare.with_survey(model.config.surveys[survey]) if model.config.surveys
+                                                                                else bare, lightness).cpu())[0])
             surveys.append(survey)
     if not images:
         raise GalcolorError("no images with signal pixels (L > 15) to fit the galaxy colour on")
-    return Thumbnails(torch.cat(images), torch.cat(targets), torch.cat(lut_targets), torch.tensor(surveys, dtype=torch.long))
+    return Thumbnails(torch.cat(images), torch.cat(targets), torch.cat(lut_targets), torch.tensor(surveys, dtype=torch.long),
+                      torch.cat(network_targets) if with_network else None)
 
 
 def lut_colour(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
@@ -145,7 +154,8 @@ def estimates(stage: GalaxyColourNet, thumbnails: Thumbnails, batch_size: int = 
 
 
 def scores(stage: GalaxyColourNet, val: Thumbnails, names: list[str]) -> dict[str, dict[str, float]]:
-    """Per survey: r(a*), r(b*) and the mean |error| of the mean ab, for the stage and for `lut`."""
+    """Per survey: r(a*), r(b*) and the mean |error| of the mean ab, for the stage, for `lut` and, where
+    measured, for the colour network's own colour."""
     predicted = estimates(stage, val)
     table: dict[str, dict[str, float]] = {}
     for index, name in enumerate(names):
@@ -154,7 +164,10 @@ def scores(stage: GalaxyColourNet, val: Thumbnails, names: list[str]) -> dict[st
             continue
         truth = val.targets[own].numpy()
         row = {"images": int(own.sum())}
-        for label, guess in (("stage", predicted[own].numpy()), ("lut", val.lut_targets[own].numpy())):
+        guesses = [("stage", predicted[own].numpy()), ("lut", val.lut_targets[own].numpy())]
+        if val.network_targets is not None:
+            guesses.append(("network", val.network_targets[own].numpy()))
+        for label, guess in guesses:
             row[f"{label}_r_a"] = pearson_r(guess[:, 0], truth[:, 0])
             row[f"{label}_r_b"] = pearson_r(guess[:, 1], truth[:, 1])
             row[f"{label}_error"] = float(np.linalg.norm(guess - truth, axis=1).mean())
@@ -173,10 +186,17 @@ def fit_and_save(model: LoadedModel, data_dirs: list[Path], out: Path, survey_na
         log(f"skipped {line}")
     names, _ = survey_indices(model, train_set)
     began = time.perf_counter()
-    train, val = make_thumbnails(model, train_set, progress, canonical), make_thumbnails(model, val_set, progress, canonical)
+    train, val = make_thumbnails(model, train_set, progress, canonical), make_thumbnails(model, val_set, progress, canonical, with_network=True)
     stage = fit_stage(train, len(names), steps, progress=progress, canonical=canonical)
     seconds = time.perf_counter() - began
     table = scores(stage, val, names)
+    # The stage sets a survey's galaxy colour only where it is nearer the truth than the colour network's own
+    # on that survey's held-out galaxies (on the shipped model's Hubble images it was not).
+    with torch.no_grad():
+        stage.trust.copy_(torch.tensor([float(name in table and table[name]["stage_error"] < table[name]["network_error"]) for name in names]))
+    for name, trusted in zip(names, stage.trust.tolist()):
+        if name in table:
+            table[name]["trusted"] = bool(trusted)
     metadata = {**model.metadata, "galaxy_colour": {
         "data": [str(d) for d in data_dirs], "surveys": survey_names, "steps": steps, "input": "canonical" if canonical else "own",
         "train_images": len(train),
