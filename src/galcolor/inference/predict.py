@@ -49,9 +49,7 @@ def predict_ab(model: LoadedModel, lightness: torch.Tensor, verdicts: list[Verdi
         ab = model.decode(output)
     weights = survey_weights(model.survey_weights(ab.shape[0], ab.device), logits)
     target = galaxy_target(model, network_input(model, seen), network_input(model, lightness), weights)
-    ab = shifted(ab, lightness.to(ab.device), target)
-    _record(verdicts, model, weights, features, target)
-    return faded(ab, lightness, colour_factor(model, features, weights), hint_of(model, target))
+    return _finish(shifted(ab, lightness.to(ab.device), target), lightness, model, features, weights, target, verdicts)
 
 
 Target = tuple[torch.Tensor, torch.Tensor]  # (B, 2) the galaxy colour to shift to, (B,) how far (its trust)
@@ -91,22 +89,33 @@ def caution_kept(model: LoadedModel, features: PooledFeatures | None, weights: t
     return model.caution.confidence(features.mean(), None if weights is None else weights.cpu()) ** model.caution_strength
 
 
-def colour_factor(model: LoadedModel, features: PooledFeatures | None, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, 1, 1, 1) multiplier of ab: caution's confidence ** strength, times the saturation (the
-    recognised survey's where the model has one per survey)."""
+def strengths(model: LoadedModel, features: PooledFeatures | None, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """((B,) or (1,) the share of colour caution keeps, (B,) or (1,) the saturation: the recognised
+    survey's where the model has one per survey)."""
     per_survey = None if model.survey_saturation is None else torch.tensor(model.survey_saturation)
-    saturation = saturation_of(model.saturation, per_survey, None if weights is None else weights.cpu())
-    return (caution_kept(model, features, weights) * saturation).view(-1, 1, 1, 1)
+    saturation = saturation_of(model.saturation, per_survey, None if weights is None else weights.float().cpu())
+    return caution_kept(model, features, weights).float(), torch.as_tensor(saturation).float().reshape(-1)
 
 
-def _record(verdicts: list[Verdict] | None, model: LoadedModel, weights: torch.Tensor | None, features: PooledFeatures | None,
-            target: Target | None) -> None:
+def colour_factor(model: LoadedModel, features: PooledFeatures | None, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 1, 1, 1) multiplier of ab: caution's confidence ** strength, times the saturation."""
+    kept, saturation = strengths(model, features, weights)
+    return (kept * saturation).view(-1, 1, 1, 1)
+
+
+def _finish(ab: torch.Tensor, lightness: torch.Tensor, model: LoadedModel, features: PooledFeatures | None,
+            weights: torch.Tensor | None, target: Target | None, verdicts: list[Verdict] | None) -> torch.Tensor:
+    """Shifted ab, faded by caution and saturation, with each image's Verdict recorded."""
+    kept, saturation = strengths(model, features, weights)
+    _record(verdicts, model, weights, kept, saturation, target)
+    return faded(ab, lightness, (kept * saturation).view(-1, 1, 1, 1), hint_of(model, target))
+
+
+def _record(verdicts: list[Verdict] | None, model: LoadedModel, weights: torch.Tensor | None, kept: torch.Tensor,
+            saturation: torch.Tensor, target: Target | None) -> None:
     if verdicts is None:
         return
     weights_cpu = None if weights is None else weights.float().cpu()
-    kept = caution_kept(model, features, weights).float()
-    per_survey = None if model.survey_saturation is None else torch.tensor(model.survey_saturation)
-    saturation = torch.as_tensor(saturation_of(model.saturation, per_survey, weights_cpu)).float().reshape(-1)
     batch = len(weights_cpu) if weights_cpu is not None else (len(target[0]) if target is not None else len(kept))
     for index in range(batch):
         survey = probability = None
@@ -226,9 +235,7 @@ def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TI
         for top, band in _blended_bands(model, lambda top, bottom: seen[:, :, top:bottom], height, width, tile, overlap,
                                         condition=judged.condition):
             ab[:, :, top : top + band.shape[2]] = band
-    ab = shifted(ab, lightness, judged.target)
-    _record(verdicts, model, judged.weights, features, judged.target)
-    return faded(ab, lightness, colour_factor(model, features, judged.weights), hint_of(model, judged.target))
+    return _finish(shifted(ab, lightness, judged.target), lightness, model, features, judged.weights, judged.target, verdicts)
 
 
 def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, tile: int, overlap: int,
@@ -306,8 +313,9 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
     centre = central_part(network_rows(centre_top, min(centre_top + tile, height)), tile)
     judged = judge_frame(model, centre, central_part(cached["lightness"], tile))
     if not model.cautious and judged.target is None:  # the colour is final as soon as each band is
-        factor = colour_factor(model, None, judged.weights)
-        _record(verdicts, model, judged.weights, None, None)
+        kept, saturation = strengths(model, None, judged.weights)
+        factor = (kept * saturation).view(-1, 1, 1, 1)
+        _record(verdicts, model, judged.weights, kept, saturation, None)
         for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop, judged.condition):
             offset = top - cached["top"]
             for start in range(0, ab.shape[2], band):  # a few rows at a time: the consumer's temporaries stay small
@@ -327,9 +335,9 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
                 part_sum, part_weight = signal_sums(cached["lightness"][:, :, offset : offset + ab.shape[2]], ab)
                 ab_sum, weight_sum = ab_sum + part_sum, weight_sum + part_weight
     shift = None if judged.target is None else shift_of(ab_sum, weight_sum, tuple(part.cpu() for part in judged.target))
-    factor = colour_factor(model, features, judged.weights)
-    hint = hint_of(model, judged.target)
-    _record(verdicts, model, judged.weights, features, judged.target)
+    kept, saturation = strengths(model, features, judged.weights)
+    factor, hint = (kept * saturation).view(-1, 1, 1, 1), hint_of(model, judged.target)
+    _record(verdicts, model, judged.weights, kept, saturation, judged.target)
     for top in range(0, height, band):
         bottom = min(top + band, height)
         lightness = user_lightness(top, bottom)
