@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.galaxy_colour import SIGNAL_L, GalaxyColourNet, flux_weighted_mean
+from ..models.galaxy_colour import SIGNAL_L, GalaxyColourNet, flux_weighted_sums
 
 SKY_L = 5.0  # below this L the shift is 0: sky
 
@@ -55,19 +55,12 @@ def shift_of(ab_sum: torch.Tensor, weight_sum: torch.Tensor, target: tuple[torch
     return torch.where(weight_sum[:, None] > 0, shift, torch.zeros_like(current))
 
 
-def signal_sums(seen_lightness: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 2) L-weighted ab summed over signal pixels and (B,) the weights' sum: add them up over the
-    bands of a streamed image."""
-    mean, total = flux_weighted_mean(seen_lightness, ab)
-    return mean * total[:, None], total
-
-
 def shifted(ab: torch.Tensor, seen_lightness: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
     """(B, 2, H, W) ab moved so that its flux-weighted mean over signal pixels is target's colour (B, 2),
     as far as its trust (B,) says."""
     if target is None:
         return ab
-    shift = shift_of(*signal_sums(seen_lightness, ab), target)
+    shift = shift_of(*flux_weighted_sums(seen_lightness, ab), target)
     return apply_shift(ab, seen_lightness, shift)
 
 
@@ -76,7 +69,6 @@ def apply_shift(ab: torch.Tensor, seen_lightness: torch.Tensor, shift: torch.Ten
 
 
 def faded(ab: torch.Tensor, seen_lightness: torch.Tensor, factor: torch.Tensor, hint: torch.Tensor | None) -> torch.Tensor:
-    """hint: (B, 2) or None."""
     """ab times the colour factor (caution and saturation, (B, 1, 1, 1)); with the user's hint of the
     galaxy's mean colour (B, 2), only the structure around that mean is scaled: the user told us the colour."""
     factor = factor.to(ab.device, ab.dtype)

@@ -5,6 +5,7 @@ of the galaxy-colour stage's estimate. A list file may give each input its own r
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,6 @@ def with_hints(model, jobs: list, galaxy_colour: str | None, colour_from: Path |
     """`colorize --galaxy-colour` / `--colour-from`: (the model, the jobs) with one hint for every input
     (read before any is coloured, so a bad one stops the run at once), or a list file's reference per
     input (pipeline.Job.hint; a bad reference fails its input alone, inputs not listed keep the stage's)."""
-    import dataclasses
-
     if galaxy_colour is not None:
         return model.with_galaxy_colour(parse_galaxy_colour(galaxy_colour)), jobs
     if colour_from is None:

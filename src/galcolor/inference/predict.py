@@ -18,7 +18,8 @@ from ..errors import Stopped
 from ..models.caution import PooledFeatures, pooled_features
 from ..models.checkpoint import LoadedModel
 from ..models.device import autocast
-from .galaxy_colour import apply_shift, faded, saturation_of, shift_of, shifted, signal_sums, stage_estimate, survey_weights
+from ..models.galaxy_colour import flux_weighted_sums
+from .galaxy_colour import apply_shift, faded, saturation_of, shift_of, shifted, stage_estimate, survey_weights
 
 TILE = 1024  # images with a side above this are coloured in overlapping tiles of this size
 
@@ -48,7 +49,7 @@ def predict_ab(model: LoadedModel, lightness: torch.Tensor, verdicts: list[Verdi
         output, logits = network_output(model, seen, prepared=True, with_logits=True)
         ab = model.decode(output)
     weights = survey_weights(model.survey_weights(ab.shape[0], ab.device), logits)
-    target = galaxy_target(model, network_input(model, seen), network_input(model, lightness), weights)
+    target = galaxy_target(model, seen, lightness, weights)
     return _finish(shifted(ab, lightness.to(ab.device), target), lightness, model, features, weights, target, verdicts)
 
 
@@ -60,15 +61,17 @@ def hint_of(model: LoadedModel, target: Target | None) -> torch.Tensor | None:
     return target[0] if model.galaxy_colour_hint is not None and target is not None else None
 
 
-def galaxy_target(model: LoadedModel, network_in: torch.Tensor, user_in: torch.Tensor, weights: torch.Tensor | None) -> Target | None:
-    """(B, 2) the flux-weighted mean (a*, b*) each image is shifted to: the user's hint, else the
-    galaxy-colour stage's estimate from the network's input or the user's own L padded alike
-    (network_input of each); None: the network's own colour stands."""
+def galaxy_target(model: LoadedModel, seen: torch.Tensor, shown: torch.Tensor, weights: torch.Tensor | None) -> Target | None:
+    """The flux-weighted mean (a*, b*) each image is shifted to, and how far: the user's hint, else the
+    galaxy-colour stage's estimate from the (B, 1, H, W) L the network sees or the user's own L
+    `shown`, each padded as the network's input; None: the network's own colour stands."""
     if model.galaxy_colour_hint is not None:
-        batch = network_in.shape[0]
-        return torch.tensor(model.galaxy_colour_hint, device=network_in.device).expand(batch, 2), torch.ones(batch, device=network_in.device)
+        batch, device = seen.shape[0], next(model.network.parameters()).device
+        return torch.tensor(model.galaxy_colour_hint, device=device).expand(batch, 2), torch.ones(batch, device=device)
+    if model.galaxy_colour is None:  # no padding to do for nothing: this runs for every image
+        return None
     with torch.inference_mode():
-        return stage_estimate(model.galaxy_colour, network_in, user_in, weights)
+        return stage_estimate(model.galaxy_colour, network_input(model, seen), network_input(model, shown), weights)
 
 
 @contextmanager
@@ -202,7 +205,7 @@ def judge_frame(model: LoadedModel, seen: torch.Tensor, shown: torch.Tensor) -> 
             condition, logits = model.network.condition_of(x, model.survey_weights(1, x.device))
         condition = condition.float()
     weights = survey_weights(model.survey_weights(1, x.device), logits)
-    return FrameJudgement(condition, weights, galaxy_target(model, x, network_input(model, shown), weights))
+    return FrameJudgement(condition, weights, galaxy_target(model, seen, shown, weights))
 
 
 def colorize_tensor(model: LoadedModel, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -332,7 +335,7 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
             held[:, :, top : top + ab.shape[2]] = ab
             if judged.target is not None:
                 offset = top - cached["top"]
-                part_sum, part_weight = signal_sums(cached["lightness"][:, :, offset : offset + ab.shape[2]], ab)
+                part_sum, part_weight = flux_weighted_sums(cached["lightness"][:, :, offset : offset + ab.shape[2]], ab)
                 ab_sum, weight_sum = ab_sum + part_sum, weight_sum + part_weight
     shift = None if judged.target is None else shift_of(ab_sum, weight_sum, tuple(part.cpu() for part in judged.target))
     kept, saturation = strengths(model, features, judged.weights)

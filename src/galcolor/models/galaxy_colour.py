@@ -2,8 +2,8 @@
 galaxy's overall colour, its flux-weighted mean (a*, b*) over signal pixels, once per survey.
 
 Most of the U-Net's remaining error is each galaxy's overall colour (an oracle that borrows it from
-the truth takes SDSS `de00_fg` from about 7.4 to 5.8), and a 64 x 64 thumbnail of the canonical
-lightness says it as well as a full-resolution network, for a fraction of the cost. The colour
+the truth takes SDSS `de00_fg` from about 7.4 to 5.8), and a 64 x 64 thumbnail of the frame says it
+better than the full-resolution network does (model card), for a fraction of the cost. The colour
 layout network's prediction is then shifted so that its own flux-weighted mean is this estimate
 (inference.galaxy_colour), or a user's hint of it.
 
@@ -46,12 +46,17 @@ def _averaging(length, side, offset, size: int, device) -> torch.Tensor:
     return inside.float() / (end - start)[:, None].float()
 
 
-def flux_weighted_mean(lightness: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 1, H, W) L in [0, 100] and (B, 2, H, W) ab -> ((B, 2) the L-weighted mean ab over pixels
-    with L > SIGNAL_L, (B,) the summed weight: 0 where an image has no signal, and the mean is then 0)."""
+def flux_weighted_sums(lightness: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 1, H, W) L in [0, 100] and (B, 2, H, W) ab -> ((B, 2) ab summed over pixels with L > SIGNAL_L,
+    each weighted by its L, (B,) the weights' sum): sums, so that a streamed image adds up its bands'."""
     weight = torch.where(lightness > SIGNAL_L, lightness, torch.zeros_like(lightness)).float()  # (B, 1, H, W)
-    total = weight.sum(dim=(1, 2, 3))
-    summed = (ab.float() * weight).sum(dim=(2, 3))  # (B, 2)
+    return (ab.float() * weight).sum(dim=(2, 3)), weight.sum(dim=(1, 2, 3))
+
+
+def flux_weighted_mean(lightness: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """((B, 2) the L-weighted mean ab over pixels with L > SIGNAL_L, (B,) the summed weight: 0 where an
+    image has no signal, and the mean is then 0)."""
+    summed, total = flux_weighted_sums(lightness, ab)
     return summed / total.clamp_min(1e-6)[:, None], total
 
 

@@ -1,5 +1,6 @@
-"""Fit the galaxy-colour stage: every training galaxy as a 64 x 64 thumbnail of its canonical lightness,
-and its true flux-weighted mean (a*, b*) as the target, for the survey that rendered it.
+"""Fit the galaxy-colour stage: every training galaxy as a 64 x 64 thumbnail of its own L (or of the
+canonical lightness the colour network sees), and its true flux-weighted mean (a*, b*) as the target,
+for the survey that rendered it.
 
 Thumbnails are cheap (8,070 SDSS galaxies take 66 MB as float16), so the stage sees every galaxy
 many times in a few minutes of a 2-core CPU, where the U-Net's global pathway sees each a few times
