@@ -176,7 +176,8 @@ def test_colorize_json_summary_is_strict_json(tiny_model_path, few_galaxies, tmp
     assert result["files"] == [{"source": str(source), "output": str(tmp_path / "o" / f"{source.stem}.png"),
                                 "status": "coloured", "message": "",
                                 "colour": {"survey": None, "survey_probability": None, "colour_kept": 1.0, "saturation": 1.0,
-                                           "galaxy_colour": None, "galaxy_colour_from": "network"}}]
+                                           "galaxy_colour": None, "galaxy_colour_from": "network"},
+                                "science": None}]  # read only with --science
 
 
 def test_colorize_with_nothing_to_do_fails_clearly(tiny_model_path, tmp_path, capsys):
@@ -201,6 +202,29 @@ def test_evaluate_keeps_models_with_the_same_name_apart(tiny_model_path, few_gal
     assert metrics["run/best"] == metrics["run/best#2"]
     assert set(printed["metrics"]) == set(metrics)
     assert not (report / "examples.png").exists()  # --examples 0
+
+
+def test_evaluate_only_spirals_scores_the_spirals_of_the_same_split(tiny_model_path, few_galaxies, tmp_path, capsys):
+    report = tmp_path / "report"
+    assert main(["evaluate", str(few_galaxies), "--split", "all", "--only", "spirals", "--model", str(tiny_model_path),
+                 "-o", str(report), "--examples", "0", "--json"]) == 0
+    printed = strict_json(capsys.readouterr().out)
+    assert printed["only"] == "spirals" and printed["images"] == len(list((few_galaxies / "spirals").glob("*.jpg")))
+    science = strict_json((report / "report.json").read_text())
+    assert "sf_precision" in science["colour_free_regions"] and "red_blue_auc" in science["metrics"]["run/best"]
+
+
+def test_fit_science_writes_a_model_that_reads_its_colour(tiny_model_path, few_galaxies, tmp_path, capsys):
+    out = tmp_path / "science.safetensors"
+    assert main(["fit-science", str(few_galaxies), "--model", str(tiny_model_path), "--val-fraction", "0.5", "-o", str(out), "--json"]) == 0
+    result = strict_json(capsys.readouterr().out)
+    (survey, row), = result["surveys"].items()
+    assert row["galaxies"] < 20 and "no P(red)" in row["note"]  # too few held-out galaxies to calibrate a probability on
+    from galcolor.app.api import load_model
+
+    model = load_model(out)
+    assert model.point_sources_unshifted and model.metadata["science"]["red_threshold"][survey] == pytest.approx(row["red_threshold_b"])
+    assert main(["fit-science", str(few_galaxies), "--model", str(out), "-o", str(out)]) == 1  # never over the model it extends
 
 
 def test_a_report_folder_inside_the_data_folder_is_not_scored_next_time(tiny_model_path, few_galaxies, tmp_path, capsys):

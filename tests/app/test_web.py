@@ -475,6 +475,10 @@ def test_the_shipped_model_shows_its_expected_error_beside_the_colour(galaxy_jpe
     assert shown.shape == (height, width, 3) and shown.std() > 0  # a map, not a flat placeholder
     assert "No uncertainty map" not in status
     assert "expected error of its colour, from 0 (dark) to 20 ab" in status  # not a classifier's spread, nor its scale
+    # What the colour says, with the shipped model's red/blue calibration (galcolor fit-science).
+    said = re.search(r"What the colour says: integrated a\* [+-][\d.]+, b\* [+-][\d.]+; a (red|blue) galaxy \(P\(red\) ([\d.]+)\)", _plain(status))
+    assert said, status
+    assert (said.group(1) == "red") == (float(said.group(2)) >= 0.5)
 
 
 def test_the_style_control_sets_how_strong_and_how_cautious_the_colour_is(galaxy_jpeg, tmp_path):

@@ -14,7 +14,7 @@ from galcolor.app.api import load_model
 from galcolor.evaluation.baselines import gray_ab, lut_ab
 from galcolor.models.checkpoint import LoadedModel
 from galcolor.color.lab import rgb_to_lab
-from galcolor.evaluation.evaluate import Method, format_table, methods_for, score_images, write_report
+from galcolor.evaluation.evaluate import Method, format_table, methods_for, science_rows, score_images, write_report
 from galcolor.inference.predict import predict_ab
 from galcolor.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
 
@@ -110,7 +110,8 @@ def test_score_images_on_real_galaxies(model, three_galaxies, tmp_path):
     assert len({s["truth_class_auc"] for s in scored.summaries.values()}) == 1
     # Science rows: real galaxies have a measurable colour gradient, which grey cannot reproduce.
     assert scored.summaries["gray"]["gradient_err"] > 0
-    assert all("knot_recall" in s and "gradient_err" in s for s in scored.summaries.values())
+    assert all("sf_recall" in s and "gradient_err" in s and "red_blue_auc" in s for s in scored.summaries.values())
+    assert "sf_precision" in science_rows(scored)["clumps of L"]  # the colour-free baseline of star-forming regions
     # gray keeps the image grey: no colourfulness, so dcf is the truth's colourfulness.
     gray_images = scored.accumulators["gray"].per_image
     assert all(m["colourfulness_pred"] < 1.0 for m in gray_images)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from galcolor.evaluation.science import RADIAL_EDGES, ScienceAccumulator, blue_knots, galaxy_ellipse, radial_profile
+from galcolor.evaluation.science import RADIAL_EDGES, RegionTally, ScienceAccumulator, lightness_clumps, red_blue_auc
+from galcolor.inference.science import TRUE_EXCESS, galaxy_ellipse, radial_profile, starforming_regions
 
 
 def _galaxy(size=96, b_centre=20.0, b_edge=-10.0, axis_ratio=0.5):
@@ -46,25 +47,62 @@ def test_gradient_error_is_zero_for_the_truth_and_the_known_offset_for_a_flat_pr
     assert flat.summary()["gradient_err"] == pytest.approx(profile[0] - profile[2], rel=1e-6)
 
 
-def test_blue_knots_are_found_recalled_and_false_ones_counted():
-    truth = _galaxy(b_centre=10, b_edge=5)
-    truth[30:34, 30:34, 2] = -20  # a true blue knot (16 px)
-    truth[60:63, 60:63, 2] = -20  # another (9 px)
-    labels, count = blue_knots(truth, truth[..., 0] > 15)
+def _with_clumps(lab, centres, b=-15.0, boost=0.0, half=2):
+    out = lab.copy()
+    for cy, cx in centres:
+        out[cy - half : cy + half, cx - half : cx + half, 2] = b
+        out[cy - half : cy + half, cx - half : cx + half, 0] += boost
+    return out
+
+
+def test_star_forming_regions_are_blue_compact_clumps_and_recall_and_precision_count_them():
+    truth = _with_clumps(_galaxy(b_centre=10, b_edge=5), [(40, 30), (56, 66)])  # two 16 px blue clumps
+    labels, count = starforming_regions(truth, TRUE_EXCESS)
     assert count == 2
-    prediction = truth.copy()
-    prediction[60:63, 60:63, 2] = 5  # misses the second knot
-    prediction[45:48, 20:23, 2] = -20  # invents one
+    assert labels[40, 30] > 0 and labels[56, 66] > 0 and labels[48, 48] == 0
+    prediction = _with_clumps(_galaxy(b_centre=10, b_edge=5), [(40, 30), (48, 20)])  # finds one, invents one
     acc = ScienceAccumulator()
     acc.add(truth, prediction)
     summary = acc.summary()
-    assert summary["knot_recall"] == pytest.approx(0.5)
-    assert summary["knot_precision"] == pytest.approx(0.5)
-    assert summary["true_knots"] == 2
+    assert summary["sf_recall"] == pytest.approx(0.5)
+    assert summary["sf_precision"] == pytest.approx(0.5)
+    assert summary["true_regions"] == 2
 
 
-def test_a_black_image_has_no_profile_and_no_knots_without_crashing():
+def test_a_uniformly_blue_galaxy_has_no_star_forming_regions():
+    """Regions are bluer than the galaxy around them, not merely blue."""
+    lab = _galaxy(b_centre=-20, b_edge=-20)
+    assert starforming_regions(lab, TRUE_EXCESS)[1] == 0
+
+
+def test_the_colour_free_baseline_finds_bright_clumps_whatever_their_colour():
+    red_clumps = _with_clumps(_galaxy(b_centre=10, b_edge=5), [(48, 40)], b=30.0, boost=20.0)
+    labels, count = lightness_clumps(red_clumps[..., 0], 4.0)
+    assert count == 1 and labels[48, 40] > 0
+    tally = RegionTally((4.0,))
+    tally.add(*starforming_regions(red_clumps, TRUE_EXCESS), [(labels, count)])
+    assert tally.true_regions == 0 and tally.curve()[0][2] == 0.0  # a red clump is not star-forming: precision 0
+
+
+def test_red_blue_auc_is_one_for_the_truth_and_a_half_for_a_constant():
+    rng = np.random.default_rng(0)
+    true_b = np.concatenate([rng.normal(2, 2, 40), rng.normal(16, 2, 40)])
+    assert red_blue_auc(true_b, true_b) == pytest.approx(1.0)
+    assert red_blue_auc(true_b, np.zeros_like(true_b)) == pytest.approx(0.5)
+
+
+def test_sky_chroma_is_measured_away_from_the_galaxy():
+    truth = _galaxy()
+    tinted = truth.copy()
+    tinted[..., 1] = np.where(truth[..., 0] > 15, truth[..., 1], 3.0)  # sky painted a* 3, galaxy untouched
+    acc = ScienceAccumulator()
+    acc.add(truth, tinted)
+    summary = acc.summary()
+    assert summary["sky_chroma"] == pytest.approx(3.0) and summary["true_sky_chroma"] == pytest.approx(0.0)
+
+
+def test_a_black_image_has_no_profile_and_no_regions_without_crashing():
     acc = ScienceAccumulator()
     acc.add(np.zeros((16, 16, 3)), np.zeros((16, 16, 3)))
     summary = acc.summary()
-    assert np.isnan(summary["gradient_err"]) and np.isnan(summary["knot_recall"])
+    assert np.isnan(summary["gradient_err"]) and np.isnan(summary["sf_recall"]) and summary["true_regions"] == 0

@@ -178,3 +178,56 @@ def test_a_survey_the_stage_is_not_trusted_on_keeps_the_networks_colour(staged):
     verdicts = []
     predict_ab(doubted.with_survey("pale"), lightness, verdicts)
     assert verdicts[0].galaxy_colour is None and verdicts[0].galaxy_colour_from == "network"
+
+
+def _with_stars(lightness: torch.Tensor, stars) -> torch.Tensor:
+    """The field with PSF-sized point sources (1.3 px rms, peak L 80) added at these (y, x)."""
+    height, width = lightness.shape[-2:]
+    y, x = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
+    out = lightness.clone()
+    for cy, cx in stars:
+        out[0, 0] += 80.0 * torch.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * 1.3**2))
+    return out.clamp(0.0, 100.0)
+
+
+def _unshifting(model):
+    return dataclasses.replace(model, metadata={**model.metadata, "point_sources_unshifted": True})
+
+
+def test_a_star_keeps_its_own_colour_whatever_the_galaxys(staged):
+    lightness = _with_stars(galaxy_field(200, 200, seed=11), [(14, 14)])  # on sky, away from the galaxies
+    star = (slice(12, 17), slice(12, 17))
+    galaxy = (slice(90, 110), slice(90, 110))
+    for model, star_moves in ((_unshifting(staged), False), (staged, True)):
+        blue = predict_ab(model.with_galaxy_colour((-2.0, -15.0)), lightness)[0]
+        red = predict_ab(model.with_galaxy_colour((8.0, 20.0)), lightness)[0]
+        assert (red[1][galaxy] - blue[1][galaxy]).mean() > 25  # the galaxy takes its hint
+        moved = float((red[1][star] - blue[1][star]).abs().mean())
+        assert (moved > 20) if star_moves else (moved < 0.5), moved
+
+
+def test_unshifted_stars_are_the_same_pixels_whole_tiled_streamed_and_in_onnx(staged, tmp_path):
+    model = _unshifting(staged)
+    height, width = 300, 260
+    # Stars across the edges of streamed bands (40 rows) and of tiles (128 px, 32 overlap).
+    lightness = _with_stars(galaxy_field(height, width, seed=12), [(40, 30), (119, 245), (160, 14), (279, 100)])
+    rgb = np.repeat((lightness[0, 0].numpy() / 100.0)[..., None], 3, axis=2).astype(np.float32)
+    lightness = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, :1]
+    tiled = predict_ab_tiled(model, lightness, tile=TILE, overlap=OVERLAP)
+    streamed = torch.cat([lab for _, lab in lab_bands(model, lambda top, bottom: rgb[top:bottom], height, width,
+                                                      tile=TILE, overlap=OVERLAP, band=40)], dim=2)
+    assert (streamed[:, 1:] - tiled).abs().max() <= 0.05
+    assert (tiled - predict_ab_tiled(staged, lightness, tile=TILE, overlap=OVERLAP)).abs().max() > 1.0  # the stars were there to be got wrong
+    pytest.importorskip("onnxruntime")
+    from galcolor.inference.export import OnnxColorizer, export_onnx
+
+    from galcolor.inference.export import PARITY_LIMIT_AB
+
+    small = _with_stars(galaxy_field(200, 160, seed=13), [(14, 14), (186, 150)])
+    exported = {}
+    for name, chosen in (("unshifted", model), ("shifted", staged)):
+        export_onnx(chosen, tmp_path / f"{name}.onnx")
+        exported[name] = OnnxColorizer(tmp_path / f"{name}.onnx").predict_ab(small)
+    # bf16 autocast on CPUs with bf16 units moves PyTorch's whole frame a little; the export's own limit holds.
+    assert np.abs(exported["unshifted"] - predict_ab(model, small).numpy()).max() < PARITY_LIMIT_AB
+    assert np.abs(exported["unshifted"] - exported["shifted"])[0, :, 12:17, 12:17].mean() > 1.0  # the graph leaves the star unshifted

@@ -18,69 +18,17 @@ from ..training.config import TrainConfig
 from ..training.download import REGISTRY
 from ..version import __version__
 from .api import shipped_surveys
+from .argument_types import (
+    _common_arguments, _fraction, _non_negative_float, _non_negative_int, _png_level, _positive_float, _positive_int, _saturation, _share,
+)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _png_level(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 9:
-        raise argparse.ArgumentTypeError(f"must be 0 to 9, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
-    return value
-
-
-def _saturation(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= MAX_SATURATION:
-        raise argparse.ArgumentTypeError(f"must lie between 0 and {MAX_SATURATION:g}, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie above 0 and at most 1, got {text}")
-    return value
-
-
-def _fraction_percent(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 100.0:
-        raise argparse.ArgumentTypeError(f"must lie between 0 and 100, got {text}")
-    return value
+def _shipped_surveys_text() -> str:
+    try:
+        known = shipped_surveys()
+    except GalcolorError:  # the help still shows; colouring with the missing model says what is wrong
+        return "(the shipped model is missing)"
+    return f"(the shipped model's: {', '.join(known)})" if known else "(the shipped model was trained on SDSS alone and knows none)"
 
 
 def _style_arguments(sub: argparse.ArgumentParser) -> None:
@@ -97,22 +45,6 @@ def _style_arguments(sub: argparse.ArgumentParser) -> None:
                      help="colour as this survey renders galaxies, for a model trained on several (train --condition-on-survey): "
                           f"{AUTO_SURVEY} (default) as the survey it recognises in each image, or one of the model's own surveys "
                           + _shipped_surveys_text())
-
-
-def _shipped_surveys_text() -> str:
-    try:
-        known = shipped_surveys()
-    except GalcolorError:  # the help still shows; colouring with the missing model says what is wrong
-        return "(the shipped model is missing)"
-    return f"(the shipped model's: {', '.join(known)})" if known else "(the shipped model was trained on SDSS alone and knows none)"
-
-
-def _common_arguments(sub: argparse.ArgumentParser, model: bool = True) -> None:
-    if model:
-        sub.add_argument("--model", type=Path, default=None, help="a galcolor .safetensors checkpoint (default: the shipped model)")
-    sub.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where the network runs (default: auto, CUDA when present)")
-    sub.add_argument("-q", "--quiet", action="store_true", help="no progress bars or tables, only errors")
-    sub.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
 def _add_demo(commands) -> None:
@@ -160,6 +92,12 @@ def _add_colorize(commands) -> None:
                        help="take the galaxy's mean colour from REF, a colour image of the same galaxy (any size or survey); or from a list "
                             "file (.csv or .txt) of INPUT,REFERENCE lines giving each input its own (inputs not in it use the stage's estimate)")
     colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file")
+    colorize.add_argument("--science", type=Path, default=None, metavar="REPORT.csv",
+                          help="write what each image's colour says to this CSV, one row per input: integrated a*, b*, P(red galaxy), "
+                               f"bulge-minus-disk b*, star-forming regions and their area (docs/science.md; images up to {TILE} px a side)")
+    colorize.add_argument("--science-maps", action="store_true",
+                          help="also write <stem>.starforming.png (white: candidate star-forming regions), and <stem>.starforming.fits "
+                               "with the input's WCS for FITS input")
     colorize.add_argument("--compress-level", type=_png_level, default=FOLDER_PNG_LEVEL, metavar="0-9",
                           help=f"zlib level of the PNGs: the same pixels at every level, 9 smallest, 0 fastest (default: {FOLDER_PNG_LEVEL}; "
                                "Pillow's default 6 makes files about 8%% smaller and takes 3x longer)")
@@ -231,66 +169,10 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("-o", "--out", type=Path, default=Path("galcolor-report"), metavar="REPORT_DIR", help="default: ./galcolor-report")
     evaluate.add_argument("--examples", type=_non_negative_int, default=6, help="images shown in examples.png (default: 6)")
     evaluate.add_argument("--max-images", type=_positive_int, default=None, help="take a fixed subset of this many images of DATA_DIR before the split, for quick runs (the val split gets about --val-fraction of them)")
+    evaluate.add_argument("--only", choices=("spirals", "non_spirals"), default=None,
+                          help="score only the galaxies of this folder label (the split stays DATA_DIR's: never trained on)")
     _style_arguments(evaluate)
     _common_arguments(evaluate, model=False)
-
-
-def _add_calibrate(commands) -> None:
-    train_defaults = TrainConfig()
-    calibrate = commands.add_parser(
-        "calibrate", help="fit a model's caution: how unlike its training survey an image may be before its colour fades",
-        description="Fits a Gaussian to the model's bottleneck features over the DATA_DIRs' train split; colour is full within the spread "
-        "of their val split and fades to grey by the distance of all but the nearest few of the --other images (other surveys, press images).",
-    )
-    calibrate.add_argument("data_dirs", type=Path, nargs="+", metavar="DATA_DIR", help="the folders the model was trained on (each survey's)")
-    calibrate.add_argument("--other", type=Path, action="append", required=True, metavar="DIR", help="images unlike the training survey; repeat for several")
-    calibrate.add_argument("-o", "--out", type=Path, required=True, help="the calibrated checkpoint to write (.safetensors)")
-    calibrate.add_argument("--surveys", nargs="+", default=None, metavar="NAME",
-                           help="the survey of each DATA_DIR (a model of several surveys): one caution per survey, each image scored "
-                                "against the survey it looks like (default: one caution over all the images)")
-    calibrate.add_argument("--far-percentile", type=_fraction_percent, default=5.0,
-                           help="colour is gone at this percentile of the other images' distances (default: 5)")
-    calibrate.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
-                           help=f"the training run's held-out share (default: {train_defaults.val_fraction:g})")
-    calibrate.add_argument("--saturation", type=_share, default=None, metavar="F",
-                           help="also store F as the saturation the model colours with by default (style auto); "
-                                "scripts/style_tradeoff.py measures the choice (default: keep the model's)")
-    _common_arguments(calibrate)
-
-
-def _add_fit_uncertainty(commands) -> None:
-    train_defaults = TrainConfig()
-    fit_uncertainty = commands.add_parser(
-        "fit-uncertainty", help="give a regression model an uncertainty map: a small head that learns its expected colour error",
-        description="Fits an error head on the frozen network's errors over the DATA_DIRs' train split, reports how well it ranks the "
-        "actual errors on the val split (Spearman over signal pixels), and writes the model with the head; colorize --uncertainty then works.",
-    )
-    fit_uncertainty.add_argument("data_dirs", type=Path, nargs="+", metavar="DATA_DIR", help="the folders the model was trained on (each survey's)")
-    fit_uncertainty.add_argument("-o", "--out", type=Path, required=True, help="the checkpoint to write (.safetensors)")
-    fit_uncertainty.add_argument("--epochs", type=_positive_int, default=3, help="passes over the train split (default: 3)")
-    fit_uncertainty.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
-                                 help=f"the training run's held-out share, on which the head is measured (default: {train_defaults.val_fraction:g})")
-    _common_arguments(fit_uncertainty)
-
-
-def _add_fit_galaxy_colour(commands) -> None:
-    train_defaults = TrainConfig()
-    fit = commands.add_parser(
-        "fit-galaxy-colour", help="give a model its galaxy-colour stage: a small network that reads each galaxy's overall colour from a thumbnail",
-        description="Trains a small network on a 64x64 thumbnail of every galaxy of the DATA_DIRs' train split to predict its flux-weighted "
-        "mean (a*, b*) for each survey the model knows, scores it on their val split beside the lut baseline (r(a*), r(b*), mean error "
-        "per survey), and writes the model with it: colorize then shifts each galaxy's colour to the stage's estimate.",
-    )
-    fit.add_argument("data_dirs", type=Path, nargs="+", metavar="DATA_DIR", help="the folders the model was trained on (each survey's)")
-    fit.add_argument("-o", "--out", type=Path, required=True, help="the checkpoint to write (.safetensors)")
-    fit.add_argument("--surveys", nargs="+", default=None, metavar="NAME",
-                     help="the survey of each DATA_DIR, one of the model's (default: each folder's name)")
-    fit.add_argument("--steps", type=_positive_int, default=12_000, help="training steps of 32 thumbnails (default: 12000)")
-    fit.add_argument("--input", choices=("own", "canonical"), default="own",
-                     help="what the stage reads: each image's own L (default; measured better) or the canonical, stretch-free L the colour network sees")
-    fit.add_argument("--val-fraction", type=_fraction, default=train_defaults.val_fraction,
-                     help=f"the training run's held-out share, on which the stage is scored (default: {train_defaults.val_fraction:g})")
-    _common_arguments(fit)
 
 
 def _add_serve(commands) -> None:
@@ -371,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="galcolor", description="Colour grayscale galaxy images with deep convolutional networks.")
     parser.add_argument("--version", action="version", version=f"galcolor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_colorize, _add_train, _add_evaluate, _add_calibrate, _add_fit_uncertainty, _add_fit_galaxy_colour, _add_serve, _add_data, _add_bench, _add_export, _add_composite):
+    from .fit_arguments import add_calibrate, add_fit_galaxy_colour, add_fit_science, add_fit_uncertainty
+
+    for add in (_add_demo, _add_colorize, _add_train, _add_evaluate, add_calibrate, add_fit_uncertainty, add_fit_galaxy_colour, add_fit_science,
+                _add_serve, _add_data, _add_bench, _add_export, _add_composite):
         add(commands)
     return parser

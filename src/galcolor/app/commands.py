@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,8 @@ from ..color.style import styled
 from ..errors import GalcolorError
 from ..models.checkpoint import AUTO_SURVEY
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+from .fit_commands import _calibrate, _fit_galaxy_colour, _fit_science, _fit_uncertainty
+from .reporting import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, _json_safe, _say  # noqa: F401  (cli reads the codes)
 
 
 def _problems_only(text: str) -> None:
@@ -28,11 +28,6 @@ def styled_as_asked(model, args):
     if caution is None and args.style == "auto" and args.survey != AUTO_SURVEY:
         caution = 0.0
     return styled(model, args.style, caution, args.saturation).with_survey(args.survey)
-
-
-def _say(args, text: str) -> None:
-    if not args.quiet and not args.json:
-        print(text)
 
 
 def _model_name(path: Path | None) -> str:
@@ -90,7 +85,10 @@ def _colorize_share(args) -> int:
     model = styled_as_asked(load_model(args.model, args.device), args)  # inside the session "cuda" is this rank's GPU
     if args.temperature is not None:
         model = model.with_temperature(args.temperature)
-    extras = Extras(args.samples, args.uncertainty, args.seed, args.fits, args.sample_temperature)
+    extras = Extras(args.samples, args.uncertainty, args.seed, args.fits, args.sample_temperature,
+                    science=args.science is not None, science_maps=args.science_maps)
+    if args.science is not None and args.science.is_dir():
+        raise GalcolorError(f"{args.science}: is a folder; --science names the CSV file to write")
     if args.samples:
         require_distribution(model)
     if args.uncertainty:
@@ -115,6 +113,10 @@ def _colorize_share(args) -> int:
     summary = {**counts, "seconds": round(seconds, 2), "images_per_s": round(counts["coloured"] / seconds, 2) if seconds else None, "out": str(args.out)}
     if args.report:
         atomic_write_text(args.report, json.dumps({"summary": summary, "files": outcomes_as_dicts(outcomes)}, indent=2))
+    if args.science is not None:
+        from ..inference.science_outputs import science_table
+
+        atomic_write_text(args.science, science_table(outcomes))
     if args.json:
         print(json.dumps({"summary": summary, "files": outcomes_as_dicts(outcomes)}))
     failures = [o for o in outcomes if o.status == "failed"]
@@ -162,7 +164,7 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from ..evaluation.evaluate import SCIENCE_NAMES, format_table, methods_for, score_images, write_report
+    from ..evaluation.evaluate import SCIENCE_NAMES, format_table, methods_for, science_rows, score_images, write_report
     from ..training.data import load_split
     from .api import load_model
 
@@ -178,11 +180,15 @@ def _evaluate(args) -> int:
                          report_dir=args.out)
     for line in dataset.skipped:
         print(f"galcolor: skipped {line}", file=sys.stderr)
-    images = [image.permute(1, 2, 0).numpy() for image in dataset.images]
-    scored = score_images(images, dataset.labels, [str(r) for r in dataset.relatives], methods_for(models),
+    keep = [i for i, label in enumerate(dataset.labels) if args.only is None or label == (1 if args.only == "spirals" else 0)]
+    if not keep:
+        raise GalcolorError(f"{args.data_dir}: no {args.only} in its {args.split} split (folders named spirals/ and non_spirals/ say which)")
+    images = [dataset.images[i].permute(1, 2, 0).numpy() for i in keep]
+    labels, relatives = [dataset.labels[i] for i in keep], [dataset.relatives[i] for i in keep]
+    scored = score_images(images, labels, [str(r) for r in relatives], methods_for(models),
                           examples=args.examples, progress=not (args.quiet or args.json))
     # Figures depend on the style as much as on the weights, and a model's default saturation is not visible on its name.
-    context = {"data": str(args.data_dir), "split": args.split, "images": len(images),
+    context = {"data": str(args.data_dir), "split": args.split, "only": args.only, "images": len(images),
                "models": {name: str(model.source) for name, model in models},
                "styles": {name: {"caution": model.caution_strength if model.caution is not None else None, "saturation": model.saturation}
                           for name, model in models}}
@@ -190,74 +196,8 @@ def _evaluate(args) -> int:
     if args.json:
         print(json.dumps(_json_safe({**context, "metrics": scored.summaries, "report": str(paths["json"])}), allow_nan=False))
     _say(args, format_table(scored.summaries))
-    _say(args, "\n" + format_table(scored.summaries, SCIENCE_NAMES))
+    _say(args, "\n" + format_table(science_rows(scored), SCIENCE_NAMES))
     _say(args, f"\n{len(images)} images; report: {paths['markdown']}")
-    return EXIT_OK
-
-
-def _model_to_extend(args):
-    """The model that calibrate and fit-uncertainty write again with more in it."""
-    from .api import load_model, shipped_model_path
-
-    if args.out.suffix != ".safetensors":
-        raise GalcolorError(f"{args.out}: the model must be written as a .safetensors file")
-    source = args.model if args.model is not None else shipped_model_path()
-    if args.out.resolve() == Path(source).resolve():  # inputs are never modified: the model read is one
-        raise GalcolorError(f"{args.out}: would replace the model it extends; write to another file")
-    return load_model(args.model, args.device)
-
-
-def _calibrate(args) -> int:
-    from ..training.calibrate import calibrate, save_calibrated
-
-    model = _model_to_extend(args)
-    quiet = args.quiet or args.json
-    if args.surveys is not None and len(args.surveys) != len(args.data_dirs):
-        raise GalcolorError(f"{len(args.surveys)} survey names for {len(args.data_dirs)} data folders: give one name per folder")
-    caution = calibrate(model, args.data_dirs, args.other, args.val_fraction, args.far_percentile, progress=not quiet,
-                        log=(lambda text: None) if quiet else print, survey_names=args.surveys)
-    save_calibrated(model, caution, args.out, {"data": [str(d) for d in args.data_dirs], "other": [str(d) for d in args.other],
-                                               "far_percentile": args.far_percentile, "surveys": args.surveys}, args.saturation)
-    limits = caution.limits.view(-1, 2).tolist()
-    names = list(model.config.surveys) if args.surveys is not None else ["all"]
-    if args.json:
-        print(json.dumps({"out": str(args.out), "limits": {name: {"full_colour_within": round(near, 3), "grey_beyond": round(far, 3)}
-                                                          for name, (near, far) in zip(names, limits)}}))
-    for name, (near, far) in zip(names, limits):
-        _say(args, f"caution{'' if name == 'all' else ' for ' + name}: full colour within distance {near:.3f}, grey beyond {far:.3f}")
-    _say(args, f"-> {args.out}")
-    return EXIT_OK
-
-
-def _fit_uncertainty(args) -> int:
-    from ..training.error_fit import fit_and_save
-
-    model = _model_to_extend(args)
-    quiet = args.quiet or args.json
-    result = fit_and_save(model, args.data_dirs, args.out, args.epochs, args.val_fraction, progress=not quiet,
-                          log=(lambda text: None) if quiet else print)
-    if args.json:
-        print(json.dumps(result))
-    _say(args, f"error head: Spearman {result['val_spearman']:.3f} between expected and actual error on "
-               f"{result['val_images']} validation images -> {args.out}")
-    return EXIT_OK
-
-
-def _fit_galaxy_colour(args) -> int:
-    from ..training.galaxy_colour_fit import fit_and_save
-
-    model = _model_to_extend(args)
-    quiet = args.quiet or args.json
-    result = fit_and_save(model, args.data_dirs, args.out, args.surveys, args.steps, args.val_fraction, args.input == "canonical", progress=not quiet,
-                          log=(lambda text: None) if quiet else print)
-    if args.json:
-        print(json.dumps(_json_safe(result), allow_nan=False))
-    for survey, row in result["val"].items():
-        _say(args, f"{survey}: {row['images']} held-out galaxies, r(a*) {row['stage_r_a']:.3f} (lut {row['lut_r_a']:.3f}), "
-                   f"r(b*) {row['stage_r_b']:.3f} (lut {row['lut_r_b']:.3f}), mean error {row['stage_error']:.2f} ab "
-                   f"(lut {row['lut_error']:.2f}, the colour network's own {row['network_error']:.2f}): "
-                   + ("sets its galaxies' colour" if row["trusted"] else "the colour network's own colour is kept"))
-    _say(args, f"galaxy colour: {result['train_images']} training galaxies, {result['seconds']:.0f} s -> {args.out}")
     return EXIT_OK
 
 
@@ -346,19 +286,6 @@ def _human(key: str, value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _json_safe(value):
-    """NaN/Inf -> null (json.dumps writes them as the non-JSON tokens NaN/Infinity otherwise)."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:  # numpy scalars
-        return _json_safe(value.item())
-    return value
-
-
 def _composite(args) -> int:
     from ..io.composite import band_channels, write_composite
 
@@ -371,6 +298,7 @@ def _composite(args) -> int:
     return EXIT_OK
 
 
+
 COMMANDS = {"demo": _demo, "colorize": _colorize, "train": _train, "evaluate": _evaluate, "calibrate": _calibrate,
-            "fit-uncertainty": _fit_uncertainty, "fit-galaxy-colour": _fit_galaxy_colour, "bench": _bench, "serve": _serve, "data": _data, "export": _export,
+            "fit-uncertainty": _fit_uncertainty, "fit-galaxy-colour": _fit_galaxy_colour, "fit-science": _fit_science, "bench": _bench, "serve": _serve, "data": _data, "export": _export,
             "composite": _composite}

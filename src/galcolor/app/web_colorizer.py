@@ -25,6 +25,7 @@ from ..color.style import styled
 from ..errors import GalcolorError, InputError
 from ..inference.hints import colour_of_image, parse_galaxy_colour
 from ..inference.pipeline import colour_note
+from ..inference.science_outputs import science_of, science_sentence
 from ..io.atomic import write_png
 from ..io.decode import read_image
 from ..io.paths import IMAGE_SUFFIXES
@@ -283,6 +284,7 @@ class Colorizer:
         height, width = colour.shape[:2]
         note = " Colour input: only its lightness was used." if decoded.is_colour else ""
         note += _md_escape(what_decided(verdicts[0] if verdicts else None, survey_named))
+        note += " " + _md_escape(science_sentence(science_of(model, predicted, verdicts[0] if verdicts else None)[0]))
         status = f"**{_md_escape(name)}**: {width}×{height} px, coloured by {_md_escape(choice.label)} in {seconds:.1f} s.{note}{uncertainty_note}"
         return str(grey_png), str(png), str(png), str(uncertainty_png) if uncertainty_png else None, status
 

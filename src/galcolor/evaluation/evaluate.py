@@ -20,7 +20,8 @@ from ..inference.predict import predict_ab
 from ..io.atomic import atomic_write_text
 from ..inference.diversity import uncertainty
 from .metrics import LOWER_IS_BETTER, METRIC_NAMES, SIGNAL_L, MetricAccumulator
-from .science import INNER, KNOT_B, OUTER, RADIAL_EDGES, ScienceAccumulator
+from ..inference.science import starforming_regions
+from .science import CLUMP_CONTRASTS, INNER, OUTER, PREDICTED_EXCESSES, RADIAL_EDGES, RECALL_FOR_PRECISION, TRUE_EXCESS, RegionTally, ScienceAccumulator, lightness_clumps
 
 AbPredictor = Callable[[torch.Tensor], torch.Tensor]  # (1, 1, H, W) L -> (1, 2, H, W) ab
 
@@ -39,6 +40,7 @@ class Scored:
     summaries: dict[str, dict[str, float]]
     accumulators: dict[str, MetricAccumulator]
     science: dict[str, ScienceAccumulator]
+    clumps: RegionTally = field(default_factory=lambda: RegionTally(CLUMP_CONTRASTS))  # the colour-free baseline's regions
     examples: list[tuple[str, np.ndarray, dict[str, np.ndarray], np.ndarray]] = field(default_factory=list)
 
 
@@ -73,6 +75,8 @@ def score_images(
         with torch.inference_mode():
             true_lab = rgb_to_lab(rgb)
         true_np = true_lab[0].permute(1, 2, 0).numpy()
+        true_regions = starforming_regions(true_np, TRUE_EXCESS)
+        scored.clumps.add(*true_regions, [lightness_clumps(true_np[..., 0], c) for c in CLUMP_CONTRASTS])
         predictions = {}
         for method in methods:
             with torch.inference_mode():
@@ -82,7 +86,7 @@ def score_images(
             pred_np = pred_lab[0].permute(1, 2, 0).numpy()
             pred_rgb8 = lab_array_to_rgb8(pred_np)  # already in gamut: only converted
             accumulators[method.name].add(true_np, pred_np, rgb8, pred_rgb8, label)
-            science[method.name].add(true_np, pred_np)
+            science[method.name].add(true_np, pred_np, true_regions)
             if method.spread is not None:
                 with torch.inference_mode():
                     spread = method.spread(true_lab[:, :1])[0, 0].numpy()
@@ -97,7 +101,14 @@ def score_images(
     return scored
 
 
-SCIENCE_NAMES = ("gradient_err", "knot_recall", "knot_precision", "uncertainty_spearman")
+def science_rows(scored: Scored) -> dict[str, dict[str, float]]:
+    """The methods' summaries and the colour-free baseline's regions, for the science table."""
+    return {**scored.summaries, CLUMPS: scored.clumps.summary()}
+
+
+CLUMPS = "clumps of L"  # the colour-free baseline's row: star-forming regions from lightness alone
+SCIENCE_NAMES = ("gradient_err", "sf_recall", "sf_precision", "sf_precision_at_recall", "red_blue_auc", "sky_chroma",
+                 "star_chroma", "true_star_chroma", "uncertainty_spearman")
 
 
 @dataclass
@@ -128,7 +139,7 @@ class UncertaintyCalibration:
 
 def format_table(summaries: dict[str, dict[str, float]], metrics: Sequence[str] = METRIC_NAMES) -> str:
     """A Markdown table, one row per method; arrows say which way is better."""
-    header = ["method"] + [f"{m} {'↓' if m in LOWER_IS_BETTER or m == 'gradient_err' else '↑'}" for m in metrics]
+    header = ["method"] + [f"{m} {_direction(m)}".rstrip() for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, summary in summaries.items():
         cells = [name] + [_fmt(summary.get(metric, math.nan), metric) for metric in metrics]
@@ -136,10 +147,18 @@ def format_table(summaries: dict[str, dict[str, float]], metrics: Sequence[str] 
     return "\n".join(lines)
 
 
+def _direction(metric: str) -> str:
+    """Which way is better; none for a star's chroma, which should match the truth's, not vanish."""
+    if metric in ("star_chroma", "true_star_chroma"):
+        return ""
+    return "↓" if metric in LOWER_IS_BETTER or metric in ("gradient_err", "sky_chroma") else "↑"
+
+
 def _fmt(value: float, metric: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{value:.3f}" if metric in ("colour_r", "class_auc", "truth_class_auc", "auc_fg", "knot_recall", "knot_precision", "uncertainty_spearman") else f"{value:.2f}"
+    return f"{value:.3f}" if metric in ("colour_r", "class_auc", "truth_class_auc", "auc_fg", "sf_recall", "sf_precision", "sf_precision_at_recall",
+                                   "red_blue_auc", "uncertainty_spearman") else f"{value:.2f}"
 
 
 def write_report(scored: Scored, report_dir: Path, context: dict, main_method: str) -> dict[str, Path]:
@@ -147,14 +166,24 @@ def write_report(scored: Scored, report_dir: Path, context: dict, main_method: s
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": report_dir / "report.json", "markdown": report_dir / "report.md"}
-    atomic_write_text(paths["json"], json.dumps({**context, "metrics": _jsonable(scored.summaries)}, indent=2))
+    atomic_write_text(paths["json"], json.dumps({**context, "metrics": _jsonable(scored.summaries),
+                                                 "colour_free_regions": _jsonable(scored.clumps.summary())}, indent=2))
     markdown = [f"# galcolor evaluation: {context.get('data', '')}", ""]
     markdown += [f"- {k}: {v}" for k, v in context.items() if k != "data"]
     markdown += ["", format_table(scored.summaries), ""]
     markdown.append("Signal pixels are those with true L > 15; `gray` leaves the image grey, `lut` paints the training split's mean ab for each L.")
-    markdown += ["", "## Colour that carries physics", "", format_table(scored.summaries, SCIENCE_NAMES), "",
+    markdown += ["", "## Colour that carries physics", "", format_table(science_rows(scored), SCIENCE_NAMES), "",
                  f"`gradient_err`: |error| of the inner-minus-outer b* gradient (annuli {RADIAL_EDGES[INNER]}–{RADIAL_EDGES[INNER + 1]} vs "
-                 f"{RADIAL_EDGES[OUTER]}–{RADIAL_EDGES[OUTER + 1]} second-moment radii); knots: compact regions with true b* < {KNOT_B}; "
+                 f"{RADIAL_EDGES[OUTER]}–{RADIAL_EDGES[OUTER + 1]} second-moment radii); "
+                 f"star-forming regions (`sf_`): compact bright regions at least {TRUE_EXCESS:g} b* bluer than the galaxy around them in the truth, "
+                 f"found in each prediction at blue excesses {', '.join(f'{t:g}' for t in PREDICTED_EXCESSES)} and, for `{CLUMPS}` (sees no colour), "
+                 f"as compact bright clumps of L at contrasts {', '.join(f'{t:g}' for t in CLUMP_CONTRASTS)}; a region counts as found where one touches it; "
+                 f"recall and precision at each method's best-F1 threshold, and `sf_precision_at_recall`: its best precision at recall ≥ {RECALL_FOR_PRECISION:g}; "
+                 "`red_blue_auc`: ROC AUC of the predicted integrated b* separating the truth's red galaxies from its blue ones (Otsu's split of the true integrated b*); "
+                 "`sky_chroma`: mean chroma of sky pixels (true L ≤ 15, 4 px or more from any signal; the truth's own: "
+                 f"{_fmt(scored.summaries[main_method].get('true_sky_chroma', math.nan), 'sky_chroma')}); "
+                 "`star_chroma` / `true_star_chroma`: mean chroma of point sources (separate, PSF-sized, bright components: "
+                 "foreground stars and unresolved galaxies) predicted / true; "
                  "`uncertainty_spearman`: rank correlation of the model's predicted uncertainty (a classifier's spread, or an error head's expected error) with its actual ab error on signal pixels."]
     paths["profile"] = report_dir / "radial_profile.png"
     true_profile = scored.science[main_method].mean_profiles()[0]

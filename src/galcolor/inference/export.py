@@ -56,7 +56,7 @@ class DecodedNetwork(torch.nn.Module):
     def __init__(self, network: torch.nn.Module, decode: Callable[[torch.Tensor], torch.Tensor],
                  caution: Any = None, caution_strength: float = 0.0, saturation: float = 1.0, *,
                  surveys: int = 0, chosen_survey: int | None = None, stage: torch.nn.Module | None = None,
-                 survey_saturation: tuple[float, ...] | None = None) -> None:
+                 survey_saturation: tuple[float, ...] | None = None, point_sources_unshifted: bool = False) -> None:
         super().__init__()
         self.network = network
         self.decode = decode
@@ -66,6 +66,7 @@ class DecodedNetwork(torch.nn.Module):
         self.chosen_survey, self.surveys = chosen_survey, surveys
         self.stage = stage
         self.survey_saturation = None if survey_saturation is None else torch.tensor(survey_saturation, dtype=torch.float32)
+        self.point_sources_unshifted = point_sources_unshifted
         self._bottleneck_output: list[torch.Tensor] = []
         if self.caution is not None:
             from ..models.caution import bottleneck
@@ -88,7 +89,7 @@ class DecodedNetwork(torch.nn.Module):
         ab = self.decode(output)
         weights = survey_weights(chosen, logits)
         shown = normalised_lightness if user_lightness is None else user_lightness
-        ab = shifted(ab, shown * L_MAX, stage_estimate(self.stage, normalised_lightness, shown, weights))
+        ab = shifted(ab, shown * L_MAX, stage_estimate(self.stage, normalised_lightness, shown, weights), self.point_sources_unshifted)
         saturation = saturation_of(self.saturation, self.survey_saturation, weights)
         if self.caution is None:
             if isinstance(saturation, float):
@@ -112,7 +113,7 @@ def decoded_network(model: LoadedModel) -> DecodedNetwork:
     chosen = None if model.survey is None else model.config.surveys.index(model.survey)
     return DecodedNetwork(network, cpu_model.decode, model.caution, model.caution_strength, model.saturation,
                           surveys=len(model.config.surveys), chosen_survey=chosen, stage=stage,
-                          survey_saturation=model.survey_saturation).eval()
+                          survey_saturation=model.survey_saturation, point_sources_unshifted=model.point_sources_unshifted).eval()
 
 
 def description(model: LoadedModel) -> dict[str, Any]:

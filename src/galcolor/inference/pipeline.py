@@ -6,14 +6,12 @@ import copy
 import dataclasses
 import io as io_module
 import queue
-import signal
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +22,8 @@ from ..models.checkpoint import LoadedModel
 from ..color.lab import lab_array_to_rgb8
 from ..errors import GalcolorError, InputError, Stopped
 from .diversity import extra_outputs
+from .interrupts import first_interrupt_only
+from .science_outputs import MAP_SUFFIX, science_of, write_maps
 from ..io.fits_output import write_fits_rgb
 from .predict import TILE, Verdict, lab_bands
 from ..io.decode import DEFAULT_MAX_PIXELS, DecodedImage, read_image
@@ -38,6 +38,7 @@ class FileOutcome:
     status: str  # "coloured", "failed" or "skipped"
     message: str = ""
     colour: dict | None = None  # what decided the colour (predict.Verdict): survey and probability, caution, galaxy colour
+    science: dict | None = None  # what the colour says (science.ScienceReading), with --science; {"unread": why} where it was not read
 
 
 def colour_note(verdict: Verdict) -> str:
@@ -63,10 +64,12 @@ class Extras:
     seed: int = 0
     fits: bool = False  # also <stem>.fits: colour planes with the input's WCS
     sample_temperature: float = 1.0
+    science: bool = False  # read what the colour says (FileOutcome.science)
+    science_maps: bool = False  # and write <stem>.starforming.png (and .starforming.fits for FITS input)
 
     def suffixes(self) -> list[str]:
         """What each output's stem is followed by in the files written beside its PNG."""
-        return ([".fits"] if self.fits else []) + [f".sample-{k}.png" for k in range(1, self.samples + 1)] + (
+        return ([".fits"] if self.fits else []) + ([MAP_SUFFIX] if self.science_maps else []) + [f".sample-{k}.png" for k in range(1, self.samples + 1)] + (
             [".uncertainty.npy", ".uncertainty.png"] if self.uncertainty else [])
 
 
@@ -167,7 +170,7 @@ def _colorize_in_lanes(jobs, model, max_pixels, workers, extras, compress_level,
     # unwind, before the interpreter exits around them.
     stop = threading.Event()
     try:
-        with _first_interrupt_only(stop), ThreadPoolExecutor(max_workers=lanes) as pool:
+        with first_interrupt_only(stop), ThreadPoolExecutor(max_workers=lanes) as pool:
             pending: deque[tuple[Job, Future]] = deque()
             try:
                 for job in jobs:  # a few files ahead of the oldest unfinished one, not the whole folder queued
@@ -185,38 +188,11 @@ def _colorize_in_lanes(jobs, model, max_pixels, workers, extras, compress_level,
     return outcomes
 
 
-@contextmanager
-def _first_interrupt_only(stop: threading.Event) -> Iterator[None]:
-    """While lanes run, the first Ctrl-C (or SIGTERM, where a handler turns it into an exception)
-    sets `stop` and raises as usual; later ones are ignored until the lanes have stopped. People
-    press Ctrl-C twice, and `timeout` signals twice; a second KeyboardInterrupt would end the wait
-    for the lanes, and an interpreter that exits while a lane is inside torch aborts (exit 134),
-    leaving that lane's temporary file behind. Signal handlers can be set on the main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-
-    def once(number, frame):
-        if not stop.is_set():
-            stop.set()
-            previous[number](number, frame)
-
-    handled = [number for number, handler in previous.items() if callable(handler)]
-    for number in handled:
-        signal.signal(number, once)
-    try:
-        yield
-    finally:
-        for number in handled:
-            signal.signal(number, previous[number])
-
-
 _LARGE_IMAGES = threading.Lock()  # one streamed image at a time: their working sets are the large ones
 
 
 def _colour_one(job: Job, replicas: queue.SimpleQueue, max_pixels: int, extras: Extras | None, compress_level: int,
-                stop: threading.Event | None = None) -> Verdict | None:
+                stop: threading.Event | None = None) -> tuple[Verdict | None, dict | None]:
     if job.hint_error:
         raise GalcolorError(job.hint_error)
     decoded = read_image(job.source, max_pixels=max_pixels)
@@ -229,14 +205,30 @@ def _colour_one(job: Job, replicas: queue.SimpleQueue, max_pixels: int, extras: 
                 if stop is not None and stop.is_set():  # waited for the lock while the run was being stopped
                     raise Stopped("interrupted")
                 _write_streamed(job.output, decoded, model, extras, compress_level, stop, verdicts)
-            return verdicts[0] if verdicts else None
+            return (verdicts[0] if verdicts else None), _unread(extras, f"science is read on images up to {TILE} px a side")
         lab, _ = colorize_lab(decoded.rgb, model, verdicts)
         extra, problem = _extra_arrays(job, lab, model, extras)
     finally:
         replicas.put(replica)
+    verdict = verdicts[0] if verdicts else None
+    science = _science(job, model, lab, verdict, extras, decoded)
     header = decoded.fits_header if extras and extras.fits else None
     _write_outputs(job.output, lab_array_to_rgb8(lab), extra, problem, bool(extras and extras.fits), header, compress_level)
-    return verdicts[0] if verdicts else None
+    return verdict, science
+
+
+def _science(job: Job, model: LoadedModel, lab, verdict: Verdict | None, extras: Extras | None, decoded: DecodedImage) -> dict | None:
+    """The image's science reading, its maps written (before the PNG, as every extra is)."""
+    if extras is None or not (extras.science or extras.science_maps):
+        return None
+    reading, labels = science_of(model, lab, verdict)
+    if extras.science_maps:
+        write_maps(job.output, labels, decoded.fits_header)
+    return reading.as_dict()
+
+
+def _unread(extras: Extras | None, why: str) -> dict | None:
+    return {"unread": why} if extras is not None and (extras.science or extras.science_maps) else None
 
 
 def for_job(model: LoadedModel, job: Job) -> LoadedModel:
@@ -246,12 +238,12 @@ def for_job(model: LoadedModel, job: Job) -> LoadedModel:
 
 def _settled(job: Job, work: Future | Callable[..., Verdict | None], bar, *args) -> FileOutcome:
     """The outcome of a job's work: a future, or a function run here with args; each returns the
-    image's Verdict where it was coloured."""
+    image's Verdict where it was coloured, and its science reading where one was asked for."""
     try:
-        verdict = work.result() if isinstance(work, Future) else work(*args)
+        verdict, science = work.result() if isinstance(work, Future) else work(*args)
         note = colour_note(verdict) if isinstance(verdict, Verdict) else ""
         outcome = FileOutcome(str(job.source), str(job.output), "coloured", note,
-                              verdict.as_dict() if isinstance(verdict, Verdict) else None)
+                              verdict.as_dict() if isinstance(verdict, Verdict) else None, science)
         if note:
             bar.set_postfix_str(f"{job.source.name}: {note}", refresh=False)
     except InputError as err:  # the input could not be read: no output was attempted
@@ -263,7 +255,7 @@ def _settled(job: Job, work: Future | Callable[..., Verdict | None], bar, *args)
 
 
 def _write_streamed(path: Path, decoded: DecodedImage, model: LoadedModel, extras: Extras | None, compress_level: int,
-                    stop: threading.Event | None = None, verdicts: list[Verdict] | None = None) -> Verdict | None:
+                    stop: threading.Event | None = None, verdicts: list[Verdict] | None = None) -> tuple[Verdict | None, dict | None]:
     """Colour a large image band by band of rows into a PNG written as the bands arrive: memory
     holds the decoded pixels, one row of tiles and (for a cautious model) ab as float16."""
     height, width = decoded.shape
@@ -281,7 +273,7 @@ def _write_streamed(path: Path, decoded: DecodedImage, model: LoadedModel, extra
             write_fits_rgb(_beside(path, ".fits"), keep, decoded.fits_header)
     if extras and (extras.samples or extras.uncertainty):  # the colour is written; only the extras are refused
         raise GalcolorError(f"{decoded.source}: coloured, but --samples and --uncertainty work on images up to {TILE} px a side")
-    return verdicts[0] if verdicts else None
+    return (verdicts[0] if verdicts else None), _unread(extras, f"science is read on images up to {TILE} px a side")
 
 
 _OUTPUT_BAND = 128
@@ -338,8 +330,9 @@ def _colorize_in_batches(jobs, model, max_pixels, batch_size, workers, extras, c
             predicted = colorize_lab_batch([decoded.rgb for _, decoded in batch], batch_model, verdicts)
             for (job, decoded), lab, verdict in zip(batch, predicted, verdicts):
                 extra, problem = _extra_arrays(job, lab, batch_model, extras)
+                science = _science(job, batch_model, lab, verdict, extras, decoded)
                 header = decoded.fits_header if extras and extras.fits else None
-                writes.append((job, pool.submit(_written, verdict, job.output, lab_array_to_rgb8(lab), extra, problem,
+                writes.append((job, pool.submit(_written, (verdict, science), job.output, lab_array_to_rgb8(lab), extra, problem,
                                                 bool(extras and extras.fits), header, compress_level)))
             finish_writes(limit=workers)
         finish_writes(limit=0)
@@ -352,9 +345,9 @@ def _read_for(job: Job, max_pixels: int) -> DecodedImage:
     return read_image(job.source, max_pixels=max_pixels)
 
 
-def _written(verdict: Verdict, *args) -> Verdict:
+def _written(result: tuple, *args) -> tuple:
     _write_outputs(*args)
-    return verdict
+    return result
 
 
 def in_job_order(outcomes: Sequence[FileOutcome], jobs: Sequence[Job]) -> list[FileOutcome]:

@@ -19,7 +19,7 @@ from ..models.caution import PooledFeatures, pooled_features
 from ..models.checkpoint import LoadedModel
 from ..models.device import autocast
 from ..models.galaxy_colour import flux_weighted_sums
-from .galaxy_colour import apply_shift, faded, saturation_of, shift_of, shifted, stage_estimate, survey_weights
+from .galaxy_colour import POINT_CONTEXT, apply_shift, faded, saturation_of, shift_of, shift_weight, shifted, stage_estimate, survey_weights
 
 TILE = 1024  # images with a side above this are coloured in overlapping tiles of this size
 
@@ -50,7 +50,7 @@ def predict_ab(model: LoadedModel, lightness: torch.Tensor, verdicts: list[Verdi
         ab = model.decode(output)
     weights = survey_weights(model.survey_weights(ab.shape[0], ab.device), logits)
     target = galaxy_target(model, seen, lightness, weights)
-    return _finish(shifted(ab, lightness.to(ab.device), target), lightness, model, features, weights, target, verdicts)
+    return _finish(shifted(ab, lightness.to(ab.device), target, model.point_sources_unshifted), lightness, model, features, weights, target, verdicts)
 
 
 Target = tuple[torch.Tensor, torch.Tensor]  # (B, 2) the galaxy colour to shift to, (B,) how far (its trust)
@@ -111,7 +111,7 @@ def _finish(ab: torch.Tensor, lightness: torch.Tensor, model: LoadedModel, featu
     """Shifted ab, faded by caution and saturation, with each image's Verdict recorded."""
     kept, saturation = strengths(model, features, weights)
     _record(verdicts, model, weights, kept, saturation, target)
-    return faded(ab, lightness, (kept * saturation).view(-1, 1, 1, 1), hint_of(model, target))
+    return faded(ab, lightness, (kept * saturation).view(-1, 1, 1, 1), hint_of(model, target), points=model.point_sources_unshifted)
 
 
 def _record(verdicts: list[Verdict] | None, model: LoadedModel, weights: torch.Tensor | None, kept: torch.Tensor,
@@ -238,7 +238,7 @@ def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TI
         for top, band in _blended_bands(model, lambda top, bottom: seen[:, :, top:bottom], height, width, tile, overlap,
                                         condition=judged.condition):
             ab[:, :, top : top + band.shape[2]] = band
-    return _finish(shifted(ab, lightness, judged.target), lightness, model, features, judged.weights, judged.target, verdicts)
+    return _finish(shifted(ab, lightness, judged.target, model.point_sources_unshifted), lightness, model, features, judged.weights, judged.target, verdicts)
 
 
 def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, tile: int, overlap: int,
@@ -345,9 +345,13 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
         bottom = min(top + band, height)
         lightness = user_lightness(top, bottom)
         ab = held[:, :, top:bottom].float()
+        weight = None
+        if shift is not None or hint is not None:  # point sources across the band's edge are judged on rows beyond it
+            above, below = max(0, top - POINT_CONTEXT), min(height, bottom + POINT_CONTEXT)
+            weight = shift_weight(user_lightness(above, below), model.point_sources_unshifted)[:, :, top - above : top - above + bottom - top]
         if shift is not None:
-            ab = apply_shift(ab, lightness, shift)
-        yield top, torch.cat([lightness, faded(ab, lightness, factor, None if hint is None else hint.cpu())], dim=1)
+            ab = apply_shift(ab, lightness, shift, weight)
+        yield top, torch.cat([lightness, faded(ab, lightness, factor, None if hint is None else hint.cpu(), weight)], dim=1)
 
 
 def _tile_starts(length: int, tile: int, step: int) -> list[int]:

@@ -38,6 +38,7 @@ SATURATION_KEY = "default_saturation"
 # Metadata: {survey: saturation} measured per survey (a model of several surveys); the recognised
 # surveys' mix applies unless the user sets one saturation.
 SURVEY_SATURATION_KEY = "survey_saturation"
+POINT_SOURCES_KEY = "point_sources_unshifted"
 MAX_HINT_AB = 60.0  # a mean a* or b* beyond this is a typo, not a galaxy: few sRGB colours of galaxy lightness reach it
 AUTO_SURVEY = "auto"  # --survey auto: colour as the survey the network recognises in the image
 
@@ -72,6 +73,12 @@ class LoadedModel:
     survey's weights; None: `saturation` for every image (also once the user sets a saturation)."""
     galaxy_colour_hint: tuple[float, float] | None = None
     """A user's (a*, b*) for the galaxy's flux-weighted mean colour, used instead of the stage's estimate."""
+
+    @property
+    def point_sources_unshifted(self) -> bool:
+        """Whether point sources (foreground stars) keep the network's own colour rather than taking the
+        galaxy's (metadata `point_sources_unshifted`, set by galcolor fit-science; docs/science.md)."""
+        return bool(self.metadata.get(POINT_SOURCES_KEY, False))
 
     @property
     def cautious(self) -> bool:
