@@ -112,3 +112,13 @@ def test_the_api_returns_the_reading_and_the_regions(tiny_model_path, real_jpegs
     assert result.rgb.shape == rgb.shape and result.starforming.shape == rgb.shape[:2]
     assert result.science["starforming_regions"] == int(result.starforming.max())
     np.testing.assert_array_equal(result.rgb, galcolor.colorize(rgb, model=tiny_model_path))
+
+
+def test_a_row_too_large_to_read_says_why(tmp_path):
+    from galcolor.inference.pipeline import FileOutcome
+    from galcolor.inference.science_outputs import science_table
+
+    outcome = FileOutcome("big.png", "out/big.png", "coloured", "as sdss (90%)", None, {"unread": "science is read on images up to 1024 px a side"})
+    row, = csv.DictReader(science_table([outcome]).splitlines())
+    assert row["status"] == "coloured" and row["integrated_b"] == ""
+    assert row["message"] == "as sdss (90%); science is read on images up to 1024 px a side"

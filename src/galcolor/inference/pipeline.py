@@ -236,7 +236,7 @@ def for_job(model: LoadedModel, job: Job) -> LoadedModel:
     return model if job.hint is None else model.with_galaxy_colour(job.hint)
 
 
-def _settled(job: Job, work: Future | Callable[..., Verdict | None], bar, *args) -> FileOutcome:
+def _settled(job: Job, work: Future | Callable[..., tuple], bar, *args) -> FileOutcome:
     """The outcome of a job's work: a future, or a function run here with args; each returns the
     image's Verdict where it was coloured, and its science reading where one was asked for."""
     try:

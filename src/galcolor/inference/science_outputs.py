@@ -65,7 +65,10 @@ def science_table(outcomes: Sequence) -> str:
         colour = outcome.colour or {}
         row = {"source": outcome.source, "output": outcome.output or "", "status": outcome.status, "message": outcome.message,
                "survey": colour.get("survey") or "", "survey_probability": _cell(colour.get("survey_probability"))}
-        row.update({key: _cell(value) for key, value in (outcome.science or {}).items()})
+        science = dict(outcome.science or {})
+        if "unread" in science:  # coloured, but too large to read (the row says why)
+            row["message"] = "; ".join(part for part in (outcome.message, science.pop("unread")) if part)
+        row.update({key: _cell(value) for key, value in science.items()})
         writer.writerow(row)
     return buffer.getvalue()
 
