@@ -342,6 +342,8 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
     factor, hint = (kept * saturation).view(-1, 1, 1, 1), hint_of(model, judged.target)
     _record(verdicts, model, judged.weights, kept, saturation, judged.target)
     for top in range(0, height, band):
+        if stop is not None and stop.is_set():  # the held bands of a large image take seconds too
+            raise Stopped("interrupted")
         bottom = min(top + band, height)
         lightness = user_lightness(top, bottom)
         ab = held[:, :, top:bottom].float()
