@@ -26,7 +26,7 @@ def build_model(config: ModelConfig) -> nn.Module:
     return UNetColorizer(base_width=config.base_width, depth=config.depth, out_channels=config.out_channels,
                          bounded=config.head == "regress", working_scale=config.working_scale,
                          surveys=len(config.surveys), global_pathway=config.global_pathway,
-                         global_pooling=config.global_pooling)
+                         global_pooling=config.global_pooling, galaxy_colour=config.galaxy_colour_conditioned)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -9,6 +9,12 @@ features: a whole-galaxy view for the decoder, whose convolutions otherwise see 
 Both feed one conditioning vector, turned into a per-channel scale and shift (FiLM, Perez et al.
 2018) of every decoder level: x * (1 + gamma) + beta. The linear maps to gamma and beta start at
 zero, so a new conditioned network computes exactly what the unconditioned one does.
+
+A third, optional condition is the galaxy's overall colour (GalaxyColourFiLM): its flux-weighted mean
+(a*, b*), which the galaxy-colour stage estimates better from a thumbnail than the U-Net does, or a
+user gives. Told the colour, the decoder is left to lay it out: how a galaxy of that colour spreads
+it (red bulge, bluer disk, blue knots). It has its own FiLM, applied after the first, so that a
+network trained without it gains it with every earlier weight unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +35,33 @@ class FiLM(nn.Module):
     def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.to_params(condition).to(x.dtype).chunk(2, dim=1)  # (B, C) each
         return x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
+GALAXY_COLOUR_SCALE = 20.0  # ab units: galaxies' mean a*, b* lie within a few tens, so inputs are near 1
+
+
+def galaxy_colour_input(colour: torch.Tensor | None, known: torch.Tensor | None = None) -> torch.Tensor | None:
+    """(B, 2) mean (a*, b*) in ab units and (B,) how far it is known (1 known, 0 unknown; between:
+    trusted in part) -> the (B, 3) input of GalaxyColourFiLM; None (unknown for every image) stays None."""
+    if colour is None:
+        return None
+    known = torch.ones_like(colour[:, 0]) if known is None else known.to(colour.device, colour.dtype)
+    return torch.cat([colour.float() / GALAXY_COLOUR_SCALE * known.float()[:, None], known.float()[:, None]], dim=1)
+
+
+class GalaxyColourFiLM(nn.Module):
+    """(B, 3) galaxy colour input (galaxy_colour_input; zeros: unknown) -> FiLM of each decoder level,
+    through a small MLP so that the scale and shift need not be linear in the colour."""
+
+    def __init__(self, level_channels: list[int], hidden: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(3, hidden), nn.ReLU(inplace=True))
+        self.films = nn.ModuleList(FiLM(hidden, channels) for channels in level_channels)
+
+    def embedding(self, colour: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+        """(B, hidden): of the colour input, or of 'unknown' where it is None."""
+        colour = torch.zeros(batch, 3, device=device) if colour is None else colour.float().to(device)
+        return self.embed(colour)
 
 
 def pool(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

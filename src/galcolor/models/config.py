@@ -48,6 +48,10 @@ class ModelConfig:
     (every position alike; checkpoints from before this option) or 'flux' (weighted by the
     luminance Y that the input L stands for, so a frame of mostly sky and a crop of mostly galaxy
     give the same whole-galaxy view: training sees crops, users colour whole frames)."""
+    galaxy_colour_conditioned: bool = False
+    """U-Net: the decoder is also told the galaxy's flux-weighted mean (a*, b*) (FiLM): in training the
+    truth, noisy and sometimes withheld; in use the galaxy-colour stage's estimate or the user's hint,
+    'unknown' where neither is trusted."""
 
     def __post_init__(self) -> None:
         if self.arch not in ("seed", "unet"):
@@ -68,8 +72,8 @@ class ModelConfig:
             raise GalcolorError(f"working scale {self.working_scale!r}: choose 1, 2 or 4")
         if not isinstance(self.surveys, tuple) or not all(isinstance(name, str) and name.strip() for name in self.surveys) or len(set(self.surveys)) != len(self.surveys):
             raise GalcolorError(f"surveys {self.surveys!r}: give distinct, non-empty names")
-        if self.arch == "seed" and (self.working_scale != 1 or self.surveys or self.global_pathway):
-            raise GalcolorError("the seed network has no working scale, survey conditioning or global pathway: use arch unet")
+        if self.arch == "seed" and (self.working_scale != 1 or self.surveys or self.global_pathway or self.galaxy_colour_conditioned):
+            raise GalcolorError("the seed network has no working scale, survey or galaxy-colour conditioning or global pathway: use arch unet")
 
     @property
     def out_channels(self) -> int:
@@ -85,7 +89,8 @@ class ModelConfig:
         """The network in a few words, e.g. 'unet w16 d4 scale 2 surveys sdss+decals global'."""
         if self.arch != "unet":
             return self.arch
-        extras = (f" surveys {'+'.join(self.surveys)}" if self.surveys else "") + (" global" if self.global_pathway else "")
+        extras = (f" surveys {'+'.join(self.surveys)}" if self.surveys else "") + (" global" if self.global_pathway else "") \
+            + (" galaxy-colour" if self.galaxy_colour_conditioned else "")
         return f"unet w{self.base_width} d{self.depth} scale {self.working_scale}{extras}"
 
 
