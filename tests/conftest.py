@@ -89,8 +89,35 @@ def galaxy_field(height: int, width: int, seed: int = 0):
     return torch.from_numpy(np.clip(lightness, 0.0, 100.0))[None, None]
 
 
-def paler_copies(source: Path, target: Path, chroma: float) -> Path:
-    """The same galaxies as a survey that renders colour `chroma` times as strongly (same L)."""
+def grey_frame(lightness):
+    """(1, 1, H, W) L in [0, 100] -> (the (H, W, 3) float32 grey sRGB of it, as a file would hold it, and
+    that image's own (1, 1, H, W) L), for comparing whole, tiled and streamed colouring of one frame."""
+    import numpy as np
+    import torch
+
+    from galcolor.color.lab import rgb_to_lab
+
+    rgb = np.repeat((lightness[0, 0].numpy() / 100.0)[..., None], 3, axis=2).astype(np.float32)
+    return rgb, rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, :1]
+
+
+def tiled_and_streamed(model, rgb, lightness, tile: int, overlap: int, band: int = 40):
+    """The (1, 2, H, W) ab of one frame coloured in tiles, and the same streamed in row bands."""
+    import torch
+
+    from galcolor.inference.bands import lab_bands
+    from galcolor.inference.predict import predict_ab_tiled
+
+    height, width = rgb.shape[:2]
+    tiled = predict_ab_tiled(model, lightness, tile=tile, overlap=overlap)
+    streamed = torch.cat([lab for _, lab in lab_bands(model, lambda top, bottom: rgb[top:bottom], height, width,
+                                                      tile=tile, overlap=overlap, band=band)], dim=2)
+    return tiled, streamed[:, 1:]
+
+
+def paler_copies(source: Path, target: Path, chroma: float, shift: tuple[float, float] = (0.0, 0.0)) -> Path:
+    """The same galaxies as a survey that renders colour `chroma` times as strongly (same L), and
+    moved by `shift` in (a*, b*) where given."""
     import numpy as np
     from PIL import Image
 
@@ -98,7 +125,7 @@ def paler_copies(source: Path, target: Path, chroma: float) -> Path:
 
     for path in sorted(source.rglob("*.jpg")):
         lab = rgb_array_to_lab(np.asarray(Image.open(path).convert("RGB")))
-        lab[..., 1:] *= chroma
+        lab[..., 1:] = lab[..., 1:] * chroma + np.asarray(shift, np.float32)
         out = target / path.relative_to(source).with_suffix(".png")
         out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(lab_array_to_rgb8(lab)).save(out)
@@ -120,3 +147,22 @@ def two_style_model_path(few_galaxies: Path, tmp_path_factory) -> Path:
                          survey_names=("vivid", "pale"))
     return train([few_galaxies, pale], root / "run", ModelConfig(base_width=8, depth=2), config,
                  progress=False, log=lambda text: None).best_path
+
+
+@pytest.fixture(scope="module")
+def staged(two_style_model_path):
+    """The two-survey test model with a galaxy-colour stage (each survey's estimate a different
+    colour) and a saturation per survey: what the shipped model carries."""
+    import dataclasses
+
+    import torch
+
+    from galcolor.app.api import load_model
+    from galcolor.models.galaxy_colour import GalaxyColourNet
+
+    model = load_model(two_style_model_path, device="cpu")
+    stage = GalaxyColourNet(len(model.config.surveys), width=4).eval()
+    with torch.no_grad():
+        stage.centre.copy_(torch.tensor([[4.0, 12.0], [-3.0, -6.0]]))
+        stage.spread.fill_(2.0)
+    return dataclasses.replace(model, galaxy_colour=stage, survey_saturation=(1.0, 0.4), caution=None)

@@ -11,28 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import galaxy_field
-from galcolor.app.api import load_model
+from conftest import galaxy_field, grey_frame, tiled_and_streamed
 from galcolor.app.cli import main
 from galcolor.color.lab import lab_array_to_rgb8, rgb_to_lab
 from galcolor.inference.hints import colour_of_reference
-from galcolor.models.galaxy_colour import GalaxyColourNet, flux_weighted_mean
-from galcolor.inference.predict import lab_bands, network_input, network_lightness, predict_ab, predict_ab_tiled
+from galcolor.models.device import full_precision
+from galcolor.models.galaxy_colour import flux_weighted_mean
+from galcolor.inference.predict import network_input, network_lightness, predict_ab, predict_ab_tiled
 
 
 TILE, OVERLAP = 128, 32
-
-
-@pytest.fixture(scope="module")
-def staged(two_style_model_path):
-    """The two-survey test model with a galaxy-colour stage (each survey's estimate a different
-    colour) and a saturation per survey: what the shipped model carries."""
-    model = load_model(two_style_model_path, device="cpu")
-    stage = GalaxyColourNet(len(model.config.surveys), width=4).eval()
-    with torch.no_grad():
-        stage.centre.copy_(torch.tensor([[4.0, 12.0], [-3.0, -6.0]]))
-        stage.spread.fill_(2.0)
-    return dataclasses.replace(model, galaxy_colour=stage, survey_saturation=(1.0, 0.4), caution=None)
 
 
 def mean_colour(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
@@ -68,14 +56,9 @@ def test_per_survey_strength_gives_the_same_pixels_whole_tiled_and_streamed(stag
     small = galaxy_field(120, 100, seed=5)
     assert torch.equal(predict_ab(staged, small).cpu(), predict_ab_tiled(staged, small, tile=TILE, overlap=OVERLAP))
 
-    height, width = 300, 260
-    grey = galaxy_field(height, width, seed=6)[0, 0].numpy() / 100.0
-    rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
-    lightness = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, :1]
-    tiled = predict_ab_tiled(staged, lightness, tile=TILE, overlap=OVERLAP)
-    streamed = torch.cat([lab for _, lab in lab_bands(staged, lambda top, bottom: rgb[top:bottom], height, width,
-                                                      tile=TILE, overlap=OVERLAP, band=40)], dim=2)
-    assert (streamed[:, 1:] - tiled).abs().max() <= 0.05
+    rgb, lightness = grey_frame(galaxy_field(300, 260, seed=6))
+    tiled, streamed = tiled_and_streamed(staged, rgb, lightness, TILE, OVERLAP)
+    assert (streamed - tiled).abs().max() <= 0.05
     unshifted = predict_ab_tiled(dataclasses.replace(staged, galaxy_colour=None), lightness, tile=TILE, overlap=OVERLAP)
     assert (tiled - unshifted).abs().max() > 1.0  # the shift is there to be got wrong
 
@@ -98,7 +81,8 @@ def test_onnx_colours_each_galaxy_and_survey_as_pytorch(staged, tmp_path):
     export_onnx(staged, tmp_path / "staged.onnx")
     runner = OnnxColorizer(tmp_path / "staged.onnx")
     lightness = torch.cat([galaxy_field(64, 96, seed=8), galaxy_field(64, 96, seed=9) * 0.7])
-    assert np.abs(runner.predict_ab(lightness) - predict_ab(staged, lightness).numpy()).max() < 0.1
+    with full_precision():  # the graph is fp32; PyTorch autocasts to bf16 on CPUs with bf16 units (0.6 ab apart on one)
+        assert np.abs(runner.predict_ab(lightness) - predict_ab(staged, lightness).numpy()).max() < 0.1
     assert runner.description["galaxy_colour"]["included"]
 
 
@@ -206,17 +190,25 @@ def test_a_star_keeps_its_own_colour_whatever_the_galaxys(staged):
         assert (moved > 20) if star_moves else (moved < 0.5), moved
 
 
+def _far_colour(model):
+    """The model with a stage that estimates a colour far from what the network paints (the same for
+    both surveys), so that the shift a star must not take is large whatever the test network learnt."""
+    stage = copy.deepcopy(model.galaxy_colour)
+    with torch.no_grad():
+        stage.head[-1].weight.zero_()
+        stage.head[-1].bias.zero_()
+        stage.centre.copy_(torch.tensor([[15.0, 30.0], [12.0, 25.0]]))
+    return dataclasses.replace(model, galaxy_colour=stage)
+
+
 def test_unshifted_stars_are_the_same_pixels_whole_tiled_streamed_and_in_onnx(staged, tmp_path):
+    staged = _far_colour(staged)
     model = _unshifting(staged)
     height, width = 300, 260
     # Stars across the edges of streamed bands (40 rows) and of tiles (128 px, 32 overlap).
-    lightness = _with_stars(galaxy_field(height, width, seed=12), [(40, 30), (119, 245), (160, 14), (279, 100)])
-    rgb = np.repeat((lightness[0, 0].numpy() / 100.0)[..., None], 3, axis=2).astype(np.float32)
-    lightness = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[:, :1]
-    tiled = predict_ab_tiled(model, lightness, tile=TILE, overlap=OVERLAP)
-    streamed = torch.cat([lab for _, lab in lab_bands(model, lambda top, bottom: rgb[top:bottom], height, width,
-                                                      tile=TILE, overlap=OVERLAP, band=40)], dim=2)
-    assert (streamed[:, 1:] - tiled).abs().max() <= 0.05
+    rgb, lightness = grey_frame(_with_stars(galaxy_field(height, width, seed=12), [(40, 30), (119, 245), (160, 14), (279, 100)]))
+    tiled, streamed = tiled_and_streamed(model, rgb, lightness, TILE, OVERLAP)
+    assert (streamed - tiled).abs().max() <= 0.05
     assert (tiled - predict_ab_tiled(staged, lightness, tile=TILE, overlap=OVERLAP)).abs().max() > 1.0  # the stars were there to be got wrong
     pytest.importorskip("onnxruntime")
     from galcolor.inference.export import OnnxColorizer, export_onnx
@@ -228,6 +220,7 @@ def test_unshifted_stars_are_the_same_pixels_whole_tiled_streamed_and_in_onnx(st
     for name, chosen in (("unshifted", model), ("shifted", staged)):
         export_onnx(chosen, tmp_path / f"{name}.onnx")
         exported[name] = OnnxColorizer(tmp_path / f"{name}.onnx").predict_ab(small)
-    # bf16 autocast on CPUs with bf16 units moves PyTorch's whole frame a little; the export's own limit holds.
-    assert np.abs(exported["unshifted"] - predict_ab(model, small).numpy()).max() < PARITY_LIMIT_AB
+    # The graph is fp32; PyTorch autocasts to bf16 on CPUs with bf16 units (0.63 ab apart on an AMD EPYC with AVX512-BF16).
+    with full_precision():
+        assert np.abs(exported["unshifted"] - predict_ab(model, small).numpy()).max() < PARITY_LIMIT_AB
     assert np.abs(exported["unshifted"] - exported["shifted"])[0, :, 12:17, 12:17].mean() > 1.0  # the graph leaves the star unshifted

@@ -181,7 +181,7 @@ def test_streamed_bands_give_the_tiled_colour_and_keep_the_input_lightness(model
     and its tiled colour agrees with the whole image's within 1 ab. (Band by band, sRGB -> Lab
     may round a few pixels' L one float32 step differently: vectorised pow treats a row's last
     few elements apart, and where a row ends depends on the band.)"""
-    from galcolor.inference.predict import lab_bands
+    from galcolor.inference.bands import lab_bands
 
     height, width = 300, 260
     grey = galaxy_field(height, width, seed=4)[0, 0].numpy() / 100.0

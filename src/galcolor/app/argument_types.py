@@ -58,6 +58,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _fraction_inclusive(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {text}")
+    return value
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0.0 < value <= 1.0:

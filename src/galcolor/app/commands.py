@@ -140,14 +140,17 @@ def _train(args) -> int:
 
     model_config = ModelConfig(arch=args.arch, base_width=args.width, depth=args.depth, head=args.head, input_lightness=args.lightness,
                                working_scale=args.working_scale, global_pathway=args.global_pathway,
-                               global_pooling="flux" if args.global_pathway else "mean")
+                               global_pooling="flux" if args.global_pathway else "mean",
+                               galaxy_colour_conditioned=args.condition_on_galaxy_colour)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
         sky_weight=args.sky_weight, ab_loss=args.ab_loss, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
         num_threads=args.threads, rebalance_mix=args.rebalance_mix, adversarial_weight=args.adversarial_weight, init_from=str(args.init_from.resolve()) if args.init_from else None,
         augment=args.augment, folder_weights=tuple(args.folder_weights) if args.folder_weights else None,
         survey_names=tuple(args.surveys) if args.surveys else None, condition_on_survey=args.condition_on_survey,
-        survey_loss_weight=args.survey_loss_weight,
+        survey_loss_weight=args.survey_loss_weight, galaxy_colour_noise=args.galaxy_colour_noise,
+        galaxy_colour_dropout=args.galaxy_colour_dropout, freeze_encoder=args.freeze_encoder,
+        untold_surveys=tuple(args.untold_surveys),
     )
     result = train(
         args.data_dir, args.out, model_config, train_config, resume=args.resume, device=args.device,

@@ -1,5 +1,6 @@
-"""Colouring with a trained model: tensors and tiles (predict), in-memory images (arrays), samples and
-uncertainty (diversity, expected_error), folder runs (pipeline), and ONNX export (export).
+"""Colouring with a trained model: tensors and tiles (predict), images streamed in row bands (bands),
+in-memory images (arrays), samples and uncertainty (diversity, expected_error), folder runs (pipeline),
+and ONNX export (export).
 
 May import: models, color, io, errors, version.
 """

@@ -34,6 +34,7 @@ from ..models.config import ModelConfig, from_dict, to_dict
 from ..errors import GalcolorError
 from ..io.atomic import atomic_write_bytes
 from ..color.lightness import canonical_lightness
+from ..models.conditioning import galaxy_colour_input
 from .galaxy_colour import saturation_of, shifted, stage_estimate, survey_weights
 
 FORMAT = "galcolor-onnx-1"
@@ -81,15 +82,22 @@ class DecodedNetwork(torch.nn.Module):
         if self.chosen_survey is not None:
             chosen = torch.nn.functional.one_hot(torch.full_like(normalised_lightness[:, 0, 0, 0], self.chosen_survey, dtype=torch.long),
                                                  self.surveys).float()  # (B, S)
-        logits = None
-        if self.recognises:
-            output, logits = self.network(normalised_lightness, survey=chosen, with_survey_logits=True)
-        else:
-            output = self.network(normalised_lightness)
-        ab = self.decode(output)
-        weights = survey_weights(chosen, logits)
         shown = normalised_lightness if user_lightness is None else user_lightness
-        ab = shifted(ab, shown * L_MAX, stage_estimate(self.stage, normalised_lightness, shown, weights), self.point_sources_unshifted)
+        if getattr(self.network, "colour_conditioned", False):  # as predict.told_output: the survey, the stage, then the decoder
+            skips, condition, logits = self.network.encode(normalised_lightness, survey=chosen)
+            weights = survey_weights(chosen, logits)
+            target = stage_estimate(self.stage, normalised_lightness, shown, weights)
+            colour = None if target is None else galaxy_colour_input(*target)
+            output = self.network.decode(normalised_lightness, skips, condition, colour)
+        else:
+            logits = None
+            if self.recognises:
+                output, logits = self.network(normalised_lightness, survey=chosen, with_survey_logits=True)
+            else:
+                output = self.network(normalised_lightness)
+            weights = survey_weights(chosen, logits)
+            target = stage_estimate(self.stage, normalised_lightness, shown, weights)
+        ab = shifted(self.decode(output), shown * L_MAX, target, self.point_sources_unshifted)
         saturation = saturation_of(self.saturation, self.survey_saturation, weights)
         if self.caution is None:
             if isinstance(saturation, float):
@@ -142,7 +150,9 @@ def description(model: LoadedModel) -> dict[str, Any]:
         "survey_saturation": None if model.survey_saturation is None else dict(zip(model.config.surveys, model.survey_saturation)),
         "survey": model.survey or "auto",
         "galaxy_colour": {"included": model.galaxy_colour is not None,
-                          "meaning": "ab shifted so that its L-weighted mean over pixels with L > 15 is the galaxy-colour stage's estimate"},
+                          "told_to_decoder": bool(model.config.galaxy_colour_conditioned),
+                          "meaning": "ab shifted so that its L-weighted mean over pixels with L > 15 is the galaxy-colour stage's estimate"
+                                     + (", which the network's decoder is also told" if model.config.galaxy_colour_conditioned else "")},
         "source_checkpoint": model.source.name if model.source else None,
     }
 

@@ -25,7 +25,8 @@ from .diversity import extra_outputs
 from .interrupts import first_interrupt_only
 from .science_outputs import MAP_SUFFIX, science_of, write_maps
 from ..io.fits_output import write_fits_rgb
-from .predict import TILE, Verdict, lab_bands
+from .bands import lab_bands
+from .predict import TILE, Verdict
 from ..io.decode import DEFAULT_MAX_PIXELS, DecodedImage, read_image
 from ..io.atomic import FOLDER_PNG_LEVEL, PngRowWriter, atomic_output, atomic_write_bytes, write_png
 from ..io.paths import find_inputs, output_path

@@ -8,18 +8,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..color.lab import normalise_lightness, rgb_to_lab
-from ..color.lightness import TABLE_BINS, apply_table, canonical_lightness, histogram, table_from_histogram
+from ..color.lightness import canonical_lightness
 from ..errors import Stopped
 from ..models.caution import PooledFeatures, pooled_features
 from ..models.checkpoint import LoadedModel
+from ..models.conditioning import galaxy_colour_input
 from ..models.device import autocast
-from ..models.galaxy_colour import flux_weighted_sums
-from .galaxy_colour import POINT_CONTEXT, apply_shift, faded, saturation_of, shift_of, shift_weight, shifted, stage_estimate, survey_weights
+from .galaxy_colour import faded, saturation_of, shifted, stage_estimate, survey_weights
 
 TILE = 1024  # images with a side above this are coloured in overlapping tiles of this size
 
@@ -46,10 +45,9 @@ def predict_ab(model: LoadedModel, lightness: torch.Tensor, verdicts: list[Verdi
     recognised survey's, for a model with one per survey). `verdicts` receives one Verdict per image."""
     seen = network_lightness(model, lightness)
     with watching(model) as features:
-        output, logits = network_output(model, seen, prepared=True, with_logits=True)
+        output, logits, target = output_and_target(model, seen, lightness)
         ab = model.decode(output)
     weights = survey_weights(model.survey_weights(ab.shape[0], ab.device), logits)
-    target = galaxy_target(model, seen, lightness, weights)
     return _finish(shifted(ab, lightness.to(ab.device), target, model.point_sources_unshifted), lightness, model, features, weights, target, verdicts)
 
 
@@ -110,12 +108,12 @@ def _finish(ab: torch.Tensor, lightness: torch.Tensor, model: LoadedModel, featu
             weights: torch.Tensor | None, target: Target | None, verdicts: list[Verdict] | None) -> torch.Tensor:
     """Shifted ab, faded by caution and saturation, with each image's Verdict recorded."""
     kept, saturation = strengths(model, features, weights)
-    _record(verdicts, model, weights, kept, saturation, target)
+    record_verdicts(verdicts, model, weights, kept, saturation, target)
     return faded(ab, lightness, (kept * saturation).view(-1, 1, 1, 1), hint_of(model, target), points=model.point_sources_unshifted)
 
 
-def _record(verdicts: list[Verdict] | None, model: LoadedModel, weights: torch.Tensor | None, kept: torch.Tensor,
-            saturation: torch.Tensor, target: Target | None) -> None:
+def record_verdicts(verdicts: list[Verdict] | None, model: LoadedModel, weights: torch.Tensor | None, kept: torch.Tensor,
+                    saturation: torch.Tensor, target: Target | None) -> None:
     if verdicts is None:
         return
     weights_cpu = None if weights is None else weights.float().cpu()
@@ -150,28 +148,73 @@ def network_input(model: LoadedModel, lightness: torch.Tensor) -> torch.Tensor:
 
 
 def network_output(model: LoadedModel, lightness: torch.Tensor, *, prepared: bool = False,
-                   condition: torch.Tensor | None = None, with_logits: bool = False):
+                   condition: torch.Tensor | None = None, with_logits: bool = False, galaxy_colour: torch.Tensor | None = None):
     """(B, 1, H, W) L in [0, 100] -> the raw network output at (H, W): normalised ab or bin logits.
 
     prepared: L is already what the network sees (network_lightness of the whole image, for tiles).
     condition: a conditioned network's vector for the whole image (judge_frame), so that
-    every tile of it is coloured as one survey, with one whole-galaxy view.
+    every tile of it is coloured as one survey, with one whole-galaxy view; galaxy_colour: with it,
+    a colour-conditioned network's (B, 3) input (told_colour of judge_frame's target).
+    Unprepared L with neither: a colour-conditioned network is told its galaxy colour as predict_ab
+    tells it (told_output); prepared L with neither: it is told none (unknown).
     with_logits: also return the survey recogniser's (B, S) logits (None where there are none)."""
+    if not prepared and condition is None and galaxy_colour is None and colour_conditioned(model):
+        output, logits, _ = told_output(model, network_lightness(model, lightness), lightness)
+        return (output, logits) if with_logits else output
     if not prepared:
         lightness = network_lightness(model, lightness)
     height, width = lightness.shape[-2:]
     x = network_input(model, lightness)
+    told = {} if galaxy_colour is None else {"galaxy_colour": galaxy_colour.to(x.device)}
     with torch.inference_mode(), autocast(x.device):
         survey = model.survey_weights(x.shape[0], x.device)
         logits = None
         if condition is not None:
-            output = model.network(x, condition=condition.to(x.device))
+            output = model.network(x, condition=condition.to(x.device), **told)
         elif with_logits and recognises_surveys(model):
-            output, logits = model.network(x, survey=survey, with_survey_logits=True)
+            output, logits = model.network(x, survey=survey, with_survey_logits=True, **told)
         else:
-            output = model.network(x) if survey is None else model.network(x, survey=survey)
+            output = model.network(x, **told) if survey is None else model.network(x, survey=survey, **told)
     output = output[..., :height, :width].float()
     return (output, None if logits is None else logits.float()) if with_logits else output
+
+
+def colour_conditioned(model: LoadedModel) -> bool:
+    """Whether the network's decoder is told each galaxy's colour (models.config galaxy_colour_conditioned)."""
+    return bool(getattr(model.network, "colour_conditioned", False))
+
+
+def told_colour(model: LoadedModel, target: Target | None) -> torch.Tensor | None:
+    """The (B, 3) galaxy-colour input a colour-conditioned network is told for a target (its trust as
+    how far the colour is known); None: unknown, or a network that is told nothing."""
+    return None if target is None or not colour_conditioned(model) else galaxy_colour_input(*target)
+
+
+def output_and_target(model: LoadedModel, seen: torch.Tensor, shown: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, Target | None]:
+    """The network's raw output at (H, W) for (B, 1, H, W) L it sees and the user's own L, its recogniser's
+    (B, S) logits, and the galaxy colour to shift to (galaxy_target): decided after the network for one
+    that is not told it, between its encoder and decoder for one that is (told_output)."""
+    if colour_conditioned(model):
+        return told_output(model, seen, shown)
+    output, logits = network_output(model, seen, prepared=True, with_logits=True)
+    return output, logits, galaxy_target(model, seen, shown, survey_weights(model.survey_weights(output.shape[0], output.device), logits))
+
+
+def told_output(model: LoadedModel, seen: torch.Tensor, shown: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, Target | None]:
+    """A colour-conditioned network's raw output at (H, W) for (B, 1, H, W) L it sees and the user's own
+    L, its recogniser's (B, S) logits and the galaxy colour it was told: the encoder's survey guess
+    chooses the stage's survey, whose estimate (or the user's hint) the decoder is then told."""
+    height, width = seen.shape[-2:]
+    x = network_input(model, seen)
+    chosen = model.survey_weights(x.shape[0], x.device)
+    with torch.inference_mode(), autocast(x.device):
+        skips, condition, logits = model.network.encode(x, survey=chosen)
+    logits = None if logits is None else logits.float()
+    target = galaxy_target(model, seen, shown, survey_weights(chosen, logits))
+    colour = told_colour(model, target)
+    with torch.inference_mode(), autocast(x.device):
+        output = model.network.decode(x, skips, condition, None if colour is None else colour.to(x.device))
+    return output[..., :height, :width].float(), logits, target
 
 
 def recognises_surveys(model: LoadedModel) -> bool:
@@ -235,17 +278,19 @@ def predict_ab_tiled(model: LoadedModel, lightness: torch.Tensor, tile: int = TI
     judged = judge_frame(model, central_part(seen, tile), central_part(lightness, tile))  # one survey, galaxy view and colour for all tiles
     ab = torch.empty((1, 2, height, width))
     with watching(model) as features:  # one caution verdict for the whole image: its features pooled over all tiles
-        for top, band in _blended_bands(model, lambda top, bottom: seen[:, :, top:bottom], height, width, tile, overlap,
-                                        condition=judged.condition):
+        for top, band in blended_bands(model, lambda top, bottom: seen[:, :, top:bottom], height, width, tile, overlap,
+                                       condition=judged.condition, galaxy_colour=told_colour(model, judged.target)):
             ab[:, :, top : top + band.shape[2]] = band
     return _finish(shifted(ab, lightness, judged.target, model.point_sources_unshifted), lightness, model, features, judged.weights, judged.target, verdicts)
 
 
-def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, tile: int, overlap: int,
-                   stop: threading.Event | None = None, condition: torch.Tensor | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+def blended_bands(model: LoadedModel, network_rows, height: int, width: int, tile: int, overlap: int,
+                  stop: threading.Event | None = None, condition: torch.Tensor | None = None,
+                  galaxy_colour: torch.Tensor | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """(top, (1, 2, rows, W) ab) of consecutive row bands, top to bottom, each as soon as no later
     tile reaches it, so only one row of tiles is ever accumulated. `network_rows(top, bottom)` gives
-    the L the network sees, (1, 1, bottom - top, W). Not yet multiplied by colour_factor, which
+    the L the network sees, (1, 1, bottom - top, W); `condition` and `galaxy_colour` what the whole frame
+    decided (judge_frame). Not yet multiplied by colour_factor, which
     waits for every tile's features: the caller watches the model around the whole loop.
     Raises Stopped before the next tile once `stop` is set.
 
@@ -265,95 +310,14 @@ def _blended_bands(model: LoadedModel, network_rows, height: int, width: int, ti
             if stop is not None and stop.is_set():
                 raise Stopped("interrupted")
             right = min(left + tile, width)
-            ab = model.decode(network_output(model, lightness[:, :, :, left:right], prepared=True, condition=condition)).cpu()
+            ab = model.decode(network_output(model, lightness[:, :, :, left:right], prepared=True, condition=condition,
+                                             galaxy_colour=galaxy_colour)).cpu()
             weight = ramp_y * _ramp(right - left, overlap, left > 0, right < width)[None, :]
             total[:, :, top - base : bottom - base, left:right] += ab * weight
             weight_sum[:, :, top - base : bottom - base, left:right] += weight
         final = rows[index + 1] if index + 1 < len(rows) else height  # later tiles start here
         yield base, total[:, :, : final - base] / weight_sum[:, :, : final - base]
         total, weight_sum, base = total[:, :, final - base :].clone(), weight_sum[:, :, final - base :].clone(), final
-
-
-def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int = TILE, overlap: int = 64,
-              band: int = 128, stop: threading.Event | None = None, verdicts: list[Verdict] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
-    """Colour an image read row band by row band, for images too large to hold as floats.
-
-    `rgb_rows(top, bottom)` gives float32 sRGB (bottom - top, W, 3) in [0, 1]. Yields (top,
-    (1, 3, rows, W) Lab) for consecutive row bands: the input's own L and the ab that
-    predict_ab_tiled gives for the whole image, within float16 rounding (0.03 ab) when the
-    model's caution must first see every tile. (A band's sRGB -> Lab may round a few pixels'
-    L one float32 step away from the whole image's: vectorised pow treats a row's tail apart.)
-    Canonical lightness uses one table for the whole image, from histograms summed band by band.
-    Setting `stop` (another thread's Ctrl-C) ends it with Stopped before the next tile.
-    """
-
-    def user_lightness(top: int, bottom: int) -> torch.Tensor:
-        # A few rows at a time: rgb_to_lab's float temporaries are several times the band.
-        parts = []
-        for start in range(top, bottom, band):
-            rgb = torch.from_numpy(np.ascontiguousarray(rgb_rows(start, min(start + band, bottom)))).permute(2, 0, 1)[None]
-            with torch.inference_mode():
-                parts.append(rgb_to_lab(rgb)[:, :1])
-        return torch.cat(parts, dim=2)
-
-    table = None
-    if model.config.input_lightness != "raw":
-        counts = torch.zeros(TABLE_BINS, dtype=torch.float64)
-        for start in range(0, height, 8 * band):
-            counts += histogram(user_lightness(start, min(start + 8 * band, height)))
-        table = table_from_histogram(counts, model.lightness_reference)
-    cached: dict[str, object] = {}
-
-    def network_rows(top: int, bottom: int) -> torch.Tensor:
-        lightness = user_lightness(top, bottom)
-        cached["top"], cached["lightness"] = top, lightness  # the caller's L for the rows about to be final
-        return seen_rows(lightness)
-
-    def seen_rows(lightness: torch.Tensor) -> torch.Tensor:
-        return lightness if table is None else apply_table(lightness, table)
-
-    centre_top = max(0, (height - tile) // 2)
-    centre = central_part(network_rows(centre_top, min(centre_top + tile, height)), tile)
-    judged = judge_frame(model, centre, central_part(cached["lightness"], tile))
-    if not model.cautious and judged.target is None:  # the colour is final as soon as each band is
-        kept, saturation = strengths(model, None, judged.weights)
-        factor = (kept * saturation).view(-1, 1, 1, 1)
-        _record(verdicts, model, judged.weights, kept, saturation, None)
-        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop, judged.condition):
-            offset = top - cached["top"]
-            for start in range(0, ab.shape[2], band):  # a few rows at a time: the consumer's temporaries stay small
-                rows = slice(start, min(start + band, ab.shape[2]))
-                lightness = cached["lightness"][:, :, offset + rows.start : offset + rows.stop]
-                yield top + start, torch.cat([lightness, ab[:, :, rows] * factor], dim=1)
-        return
-    # Caution and the galaxy-colour shift need every tile before any colour is final: hold ab meanwhile
-    # as float16 (half of float32; its rounding, at most 0.03 ab, is far below a visible difference).
-    held = torch.empty((1, 2, height, width), dtype=torch.float16)
-    ab_sum, weight_sum = torch.zeros(1, 2), torch.zeros(1)
-    with watching(model) as features:
-        for top, ab in _blended_bands(model, network_rows, height, width, tile, overlap, stop, judged.condition):
-            held[:, :, top : top + ab.shape[2]] = ab
-            if judged.target is not None:
-                offset = top - cached["top"]
-                part_sum, part_weight = flux_weighted_sums(cached["lightness"][:, :, offset : offset + ab.shape[2]], ab)
-                ab_sum, weight_sum = ab_sum + part_sum, weight_sum + part_weight
-    shift = None if judged.target is None else shift_of(ab_sum, weight_sum, tuple(part.cpu() for part in judged.target))
-    kept, saturation = strengths(model, features, judged.weights)
-    factor, hint = (kept * saturation).view(-1, 1, 1, 1), hint_of(model, judged.target)
-    _record(verdicts, model, judged.weights, kept, saturation, judged.target)
-    for top in range(0, height, band):
-        if stop is not None and stop.is_set():  # the held bands of a large image take seconds too
-            raise Stopped("interrupted")
-        bottom = min(top + band, height)
-        lightness = user_lightness(top, bottom)
-        ab = held[:, :, top:bottom].float()
-        weight = None
-        if shift is not None or hint is not None:  # point sources across the band's edge are judged on rows beyond it
-            above, below = max(0, top - POINT_CONTEXT), min(height, bottom + POINT_CONTEXT)
-            weight = shift_weight(user_lightness(above, below), model.point_sources_unshifted)[:, :, top - above : top - above + bottom - top]
-        if shift is not None:
-            ab = apply_shift(ab, lightness, shift, weight)
-        yield top, torch.cat([lightness, faded(ab, lightness, factor, None if hint is None else hint.cpu(), weight)], dim=1)
 
 
 def _tile_starts(length: int, tile: int, step: int) -> list[int]:

@@ -48,6 +48,20 @@ class TrainConfig:
     """The survey each data folder holds, one name per folder (default: each folder's own name);
     folders may share a name (sdss-gz2 and sdss-more are both SDSS). Validation reports every
     metric per survey, and a survey-conditioned model learns one style per name."""
+    galaxy_colour_noise: float = 6.0
+    """A galaxy-colour-conditioned network is told each training image's true mean (a*, b*) plus
+    Gaussian noise whose sigma (ab units, per image) is drawn uniformly up to this: in use it is told
+    an estimate (the stage's error on held-out SDSS is about 5 ab), so it must learn how far to trust it."""
+    galaxy_colour_dropout: float = 0.2
+    """Share of training images whose colour it is not told ('unknown'): where the stage is not
+    trusted (a survey whose colour it estimates worse than the network) the network still colours."""
+    untold_surveys: tuple[str, ...] = ()
+    """Surveys whose images a galaxy-colour-conditioned network is never told a colour in training: those
+    whose colour the stage does not set (it is not trusted there), which in use are always 'unknown'."""
+    freeze_encoder: bool = False
+    """Train only the decoder and its conditioning (with init_from): the encoder, its batch-norm
+    statistics and the survey recogniser keep the initial weights, so a caution, recogniser or stage
+    fitted on them still holds."""
     augment: str = "instrument"
     """'instrument': imitate other telescopes and renderings (stretch, gain and clipping, sky, noise,
     PSF, resolution, scale, JPEG; see augment.py); 'none': rotations, flips and crops only."""
@@ -73,5 +87,9 @@ class TrainConfig:
             raise GalcolorError(f"unknown ab loss {self.ab_loss!r}: choose l1 or de00")
         if self.survey_loss_weight < 0.0:
             raise GalcolorError("survey_loss_weight must not be negative")
+        if self.galaxy_colour_noise < 0.0 or not 0.0 <= self.galaxy_colour_dropout <= 1.0:
+            raise GalcolorError("galaxy_colour_noise must not be negative and galaxy_colour_dropout must lie between 0 and 1")
+        if self.freeze_encoder and not self.init_from:
+            raise GalcolorError("freeze_encoder keeps the encoder of init_from: give a checkpoint to start from")
         if self.sky_weight < 0.0:
             raise GalcolorError("sky_weight must not be negative")

@@ -28,6 +28,7 @@ from ..models.device import autocast, bf16_autocast_pays
 from ..models.discriminator import PatchDiscriminator
 from ..version import __version__
 from . import distributed
+from .colour_teacher import teacher_colours, told_colours
 from .best_checkpoint import SELECTION_METRIC, BestCheckpoint, choose_temperature, fit_best_recogniser
 from .config import TrainConfig
 from .data import epoch_order, lightness_lut, load_folders, training_batches
@@ -132,7 +133,10 @@ class Trainer:
         if config.init_from and initialise:
             copied = initialise_from(self.network, Path(config.init_from))
             log(f"initialised {copied} of {len(self.network.state_dict())} tensors from {config.init_from}")
-        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.frozen = frozen_encoder(self.network) if config.freeze_encoder else []
+        self.true_colours = teacher_colours(self.train_set, config.untold_surveys) if model_config.galaxy_colour_conditioned else None
+        self.optimizer = torch.optim.AdamW([p for p in self.network.parameters() if p.requires_grad], lr=config.lr,
+                                           weight_decay=config.weight_decay)
         self.steps_per_epoch = max(1, len(self.train_set) // config.batch_size)
         total_steps = self.steps_per_epoch * config.epochs
         warmup = min(200, max(1, total_steps // 20))
@@ -192,12 +196,17 @@ class Trainer:
         lightness = lab[:, :1]
         x = normalise_lightness(seen).contiguous(memory_format=torch.channels_last)
         surveys = None if self.survey_ids is None else self.survey_ids[indices].to(self.device)  # (B,)
+        told = {}
+        if self.true_colours is not None:
+            colours, signal = (part[indices] for part in self.true_colours)
+            told["galaxy_colour"] = told_colours(colours, signal, self.config.galaxy_colour_noise, self.config.galaxy_colour_dropout,
+                                                 generator).to(self.device)
         with autocast(self.device):
             if surveys is None:
-                output = self.training_network(x)
+                output = self.training_network(x, **told)
             else:
                 one_hot = F.one_hot(surveys, len(self.model_config.surveys)).float()
-                output, survey_logits = self.training_network(x, survey=one_hot, with_survey_logits=True)
+                output, survey_logits = self.training_network(x, survey=one_hot, with_survey_logits=True, **told)
         if self.bins is None:
             if self.config.ab_loss == "de00":
                 loss = weighted_de00_loss(output, lab, self.config.sky_weight)
@@ -207,7 +216,7 @@ class Trainer:
             targets = self.bins.soft_encode(lab[:, 1:])
             sky = torch.where(lightness[:, 0] > SIGNAL_L, 1.0, self.config.sky_weight)
             loss = classification_loss(output, targets, self.class_weights, pixel_weights=sky)
-        if surveys is not None:
+        if surveys is not None and not self.frozen:
             loss = loss + self.config.survey_loss_weight * F.cross_entropy(survey_logits.float(), surveys)
         if self.discriminator is None:
             return loss, None
@@ -230,6 +239,8 @@ class Trainer:
     def run_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the training split; returns (mean loss, images per second)."""
         self.network.train()
+        for module in self.frozen:  # batch norm's running statistics are the encoder's too
+            module.eval()
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         if distributed.active():
             batches, generator = self.rank_batches(generator)
@@ -304,7 +315,7 @@ class Trainer:
                 tensorboard.close()
         if self.bins is not None and self.best_metrics:
             self.best_metrics = distributed.run_on_main(choose_temperature, self.best_run(), self.val_set, self.best_metrics, self.log)
-        if self.model_config.surveys and self.best_metrics:
+        if self.model_config.surveys and self.best_metrics and not self.frozen:  # a frozen recogniser is the initial one
             self.best_metrics = distributed.run_on_main(fit_best_recogniser, self.best_run(), self.train_set, self.val_set, self.best_metrics, self.log)
         return TrainResult(self.run.dir, self.run.best, self.run.last, self.best_epoch, self.best_metrics, self.history)
 
@@ -343,6 +354,20 @@ def initialise_from(network: torch.nn.Module, path: Path) -> int:
         raise GalcolorError(f"{path}: only {len(fitting)} of {len(target)} tensors fit this architecture; is it the same model?")
     network.load_state_dict(fitting, strict=False)
     return len(fitting)
+
+
+def frozen_encoder(network: torch.nn.Module) -> list[torch.nn.Module]:
+    """Freeze a U-Net's encoder and survey recogniser (weights and batch-norm statistics); returns the
+    modules to keep in eval mode while the rest trains."""
+    modules = [getattr(network, name) for name in ("stem", "downs") if hasattr(network, name)]
+    if not modules:
+        raise GalcolorError("freeze_encoder needs a U-Net (the seed network has no separate encoder)")
+    conditioning = getattr(network, "conditioning", None)
+    if conditioning is not None and hasattr(conditioning, "recogniser"):
+        modules.append(conditioning.recogniser)
+    for module in modules:
+        module.requires_grad_(False)
+    return modules
 
 
 def training_bins(dataset: GalaxySet) -> AbBins:
