@@ -130,14 +130,14 @@ def test_auto_recognises_held_out_images_of_two_clearly_different_surveys(sdss_d
         pytest.skip(f"real DECaLS data not found at {DECALS}")
     sdss_files = sorted((sdss_dir / "spirals").glob("*.jpg"))[:16] + sorted((sdss_dir / "non_spirals").glob("*.jpg"))[:16]
     decals_files = sorted(DECALS.glob("*.jpg"))
-    sdss = _copy_some(sdss_dir, tmp_path / "sdss", sdss_files[:24])
-    decals = _copy_some(DECALS, tmp_path / "decals", decals_files[:24])
+    sdss = _copy_some(sdss_dir, tmp_path / "sdss", sdss_files)
+    decals = _copy_some(DECALS, tmp_path / "decals", decals_files[:32])
     config = TrainConfig(epochs=10, batch_size=8, crop=64, num_threads=1, condition_on_survey=True, augment="none", lr=3e-3)
     result = train([sdss, decals], tmp_path / "run", ModelConfig(base_width=8, depth=3), config, progress=False, log=lambda text: None)
     model = load_checkpoint(result.best_path)
 
     right = 0
-    held_out = [(path, "sdss") for path in sorted((sdss_dir / "spirals").glob("*.jpg"))[16:28]] + [(path, "decals") for path in decals_files[24:36]]
+    held_out = [(path, "sdss") for path in sorted((sdss_dir / "spirals").glob("*.jpg"))[16:28]] + [(path, "decals") for path in decals_files[32:44]]
     for path, survey in held_out:
         rgb = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         probabilities = recognise_survey(model, rgb_to_lab(rgb)[:, :1])
