@@ -5,9 +5,9 @@ it ships (the model card's comparison table).
 Each SET is `PATH=SURVEY` (the held-out split of a training folder; SURVEY names the survey that rendered
 it, or `-` for one no model was trained on) or `PATH=SURVEY:all` (every image, for sets never trained on).
 Each MODEL is `NAME=FILE`; the first is the candidate. `--full-strength` scores every model with caution
-off at saturation 1 as well; `--true-colour-hint` also scores the candidate given each galaxy's true
+off at saturation 1 as well; `--true-colour-hint` also scores every model given each galaxy's true
 flux-weighted mean colour as its hint, at full strength (an oracle: how much of the error the galaxy's colour
-holds). `--saturations` scores the candidate at other saturations: how its saturation per survey is chosen.
+holds, and how well each lays out a colour it is told). `--saturations` scores the candidate at other saturations: how its saturation per survey is chosen.
 
     python scripts/compare_models.py new=new.safetensors three=prev-three.safetensors sdss=prev-sdss.safetensors \
         --sets ../shared/data/sdss-gz2=sdss ../shared/data/sdss-more=sdss ../shared/data/decals=decals [--json OUT.json]
@@ -45,7 +45,7 @@ def parse_model(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def true_colour_method(model, images) -> Method:
+def true_colour_method(name: str, model, images) -> Method:
     """The model given each image's true flux-weighted mean colour as its hint; score_images calls
     each method once per image, in order, so the hints are taken in that order."""
     hints = []
@@ -54,7 +54,7 @@ def true_colour_method(model, images) -> Method:
         lab = rgb_to_lab(rgb)
         hints.append(tuple(float(v) for v in flux_weighted_mean(lab[:, :1], lab[:, 1:])[0][0]))
     queue = iter(hints)
-    return Method("true-colour hint", lambda lightness: predict_ab(model.with_galaxy_colour(next(queue)).with_style(0.0, 1.0), lightness))
+    return Method(f"{name} true-colour hint", lambda lightness: predict_ab(model.with_galaxy_colour(next(queue)).with_style(0.0, 1.0), lightness))
 
 
 def main() -> int:
@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("models", nargs="+", type=parse_model, metavar="NAME=FILE")
     parser.add_argument("--sets", nargs="+", type=parse_set, required=True, metavar="PATH=SURVEY[:all]")
     parser.add_argument("--full-strength", action="store_true", help="also score each model with caution off at saturation 1")
-    parser.add_argument("--true-colour-hint", action="store_true", help="also score the candidate given each galaxy's true mean colour")
+    parser.add_argument("--true-colour-hint", action="store_true", help="also score every model given each galaxy's true mean colour")
     parser.add_argument("--saturations", type=float, nargs="+", default=(), metavar="F",
                         help="also score the candidate at each of these saturations, for every survey alike (caution kept): "
                              "how a saturation per survey is chosen")
@@ -80,7 +80,7 @@ def main() -> int:
         images = [image.permute(1, 2, 0).numpy() for image in dataset.images]
         methods = methods_for(chosen)
         if args.true_colour_hint:
-            methods.append(true_colour_method(models[0][1], images))
+            methods += [true_colour_method(name, model, images) for name, model in models]
         summaries = score_images(images, dataset.labels, [str(r) for r in dataset.relatives], methods, progress=False).summaries
         key = f"{path.name}={survey or '-'}:{split}"
         results[key] = summaries
