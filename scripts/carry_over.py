@@ -1,4 +1,4 @@
-"""Put a decoder fine-tuned with `galcolor train --freeze-encoder --init-from BASE` into BASE's model, keeping
+"""Put a decoder fine-tuned with `galcolor train --freeze encoder|network --init-from BASE` into BASE's model, keeping
 BASE's caution, recogniser, galaxy-colour stage, saturations and science calibration (galcolor.training.carry_over).
 
     python scripts/carry_over.py runs/colour-layout/last.safetensors --base src/galcolor/weights/galcolor-unet.safetensors -o candidate.safetensors

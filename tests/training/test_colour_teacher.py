@@ -109,7 +109,7 @@ def test_a_frozen_encoder_keeps_what_caution_and_the_recogniser_were_fitted_on(t
     statistics and the survey recogniser stay bit for bit; the decoder learns."""
     pale = paler_copies(few_galaxies, tmp_path / "pale", chroma=0.25)
     config = TrainConfig(epochs=1, batch_size=4, crop=64, num_threads=1, augment="none", condition_on_survey=True,
-                         survey_names=("vivid", "pale"), init_from=str(two_style_model_path), freeze_encoder=True)
+                         survey_names=("vivid", "pale"), init_from=str(two_style_model_path), freeze="encoder")
     before = load_model(two_style_model_path, device="cpu")
     model_config = dataclasses.replace(before.config, galaxy_colour_conditioned=True)
     result = train([few_galaxies, pale], tmp_path / "run", model_config, config, progress=False, log=lambda text: None)
@@ -119,9 +119,21 @@ def test_a_frozen_encoder_keeps_what_caution_and_the_recogniser_were_fitted_on(t
     assert any(not torch.equal(start[key], after[key]) for key in start if key.startswith("ups."))
 
 
+def test_freezing_the_network_trains_the_colour_film_alone(two_style_model_path, few_galaxies, tmp_path):
+    pale = paler_copies(few_galaxies, tmp_path / "pale", chroma=0.25)
+    config = TrainConfig(epochs=1, batch_size=4, crop=64, num_threads=1, augment="none", condition_on_survey=True,
+                         survey_names=("vivid", "pale"), init_from=str(two_style_model_path), freeze="network")
+    before = load_model(two_style_model_path, device="cpu")
+    model_config = dataclasses.replace(before.config, galaxy_colour_conditioned=True)
+    result = train([few_galaxies, pale], tmp_path / "run", model_config, config, progress=False, log=lambda text: None)
+    start, after = before.network.state_dict(), load_model(result.last_path, device="cpu").network.state_dict()
+    assert all(torch.equal(start[key], after[key]) for key in start)
+    assert any(after[key].abs().max() > 0 for key in after if key.startswith("galaxy_colour_film.films."))  # zero at the start
+
+
 def test_freezing_needs_a_network_to_start_from():
     with pytest.raises(GalcolorError, match="init_from"):
-        TrainConfig(freeze_encoder=True)
+        TrainConfig(freeze="encoder")
 
 
 def test_a_fine_tuned_decoder_takes_its_base_models_caution_and_stage(two_style_model_path, tmp_path):

@@ -14,7 +14,7 @@ from ..io.decode import DEFAULT_MAX_PIXELS, FITS_STRETCH_HELP
 from ..models.checkpoint import AUTO_SURVEY
 from ..models.config import TRAIN_WORKING_SCALE, ModelConfig
 from ..models.device import DEVICE_CHOICES
-from ..training.config import TrainConfig
+from ..training.config import FREEZE_CHOICES, TrainConfig
 from ..training.download import REGISTRY
 from ..version import __version__
 from .api import shipped_surveys
@@ -140,9 +140,10 @@ def _add_train(commands) -> None:
     train.add_argument("--untold-surveys", nargs="+", default=(), metavar="NAME",
                        help="with --condition-on-galaxy-colour: surveys never told a colour in training, as in use where the "
                             "galaxy-colour stage does not set their colour")
-    train.add_argument("--freeze-encoder", action="store_true",
-                       help="with --init-from: train only the decoder and its conditioning; the encoder and survey recogniser keep their "
-                            "weights, so a caution or galaxy-colour stage fitted on them still holds")
+    train.add_argument("--freeze", choices=FREEZE_CHOICES, default=train_defaults.freeze,
+                       help="with --init-from, what keeps its weights: encoder (and survey recogniser: a caution or galaxy-colour stage "
+                            "fitted on them still holds), network (all but the galaxy-colour FiLM: told no colour, it colours as "
+                            "before), or none (default)")
     train.add_argument("--survey-loss-weight", type=_non_negative_float, default=train_defaults.survey_loss_weight,
                        help=f"weight of the survey recogniser's cross-entropy (default: {train_defaults.survey_loss_weight:g})")
     train.add_argument("--head", choices=("regress", "classify"), default=model_defaults.head,

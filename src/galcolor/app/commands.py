@@ -149,7 +149,7 @@ def _train(args) -> int:
         augment=args.augment, folder_weights=tuple(args.folder_weights) if args.folder_weights else None,
         survey_names=tuple(args.surveys) if args.surveys else None, condition_on_survey=args.condition_on_survey,
         survey_loss_weight=args.survey_loss_weight, galaxy_colour_noise=args.galaxy_colour_noise,
-        galaxy_colour_dropout=args.galaxy_colour_dropout, freeze_encoder=args.freeze_encoder,
+        galaxy_colour_dropout=args.galaxy_colour_dropout, freeze=args.freeze,
         untold_surveys=tuple(args.untold_surveys),
     )
     result = train(

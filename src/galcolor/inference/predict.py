@@ -207,12 +207,14 @@ def told_output(model: LoadedModel, seen: torch.Tensor, shown: torch.Tensor) -> 
     height, width = seen.shape[-2:]
     x = network_input(model, seen)
     chosen = model.survey_weights(x.shape[0], x.device)
+    # Encoder and decoder in one autocast region, as a whole forward is; the stage between them in full
+    # precision, as it runs for a network that is not told the colour.
     with torch.inference_mode(), autocast(x.device):
         skips, condition, logits = model.network.encode(x, survey=chosen)
-    logits = None if logits is None else logits.float()
-    target = galaxy_target(model, seen, shown, survey_weights(chosen, logits))
-    colour = told_colour(model, target)
-    with torch.inference_mode(), autocast(x.device):
+        logits = None if logits is None else logits.float()
+        with autocast(x.device, enabled=False):
+            target = galaxy_target(model, seen, shown, survey_weights(chosen, logits))
+        colour = told_colour(model, target)
         output = model.network.decode(x, skips, condition, None if colour is None else colour.to(x.device))
     return output[..., :height, :width].float(), logits, target
 

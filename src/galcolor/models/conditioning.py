@@ -32,8 +32,12 @@ class FiLM(nn.Module):
         nn.init.zeros_(self.to_params.weight)
         nn.init.zeros_(self.to_params.bias)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.to_params(condition).to(x.dtype).chunk(2, dim=1)  # (B, C) each
+    def forward(self, x: torch.Tensor, condition: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        """gate: (B, 1) multiplies gamma and beta (0: x unchanged)."""
+        params = self.to_params(condition)
+        if gate is not None:
+            params = params * gate.to(params.dtype)
+        gamma, beta = params.to(x.dtype).chunk(2, dim=1)  # (B, C) each
         return x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
 
 
@@ -50,18 +54,26 @@ def galaxy_colour_input(colour: torch.Tensor | None, known: torch.Tensor | None 
 
 
 class GalaxyColourFiLM(nn.Module):
-    """(B, 3) galaxy colour input (galaxy_colour_input; zeros: unknown) -> FiLM of each decoder level,
-    through a small MLP so that the scale and shift need not be linear in the colour."""
+    """(B, 3) galaxy colour input (galaxy_colour_input) -> FiLM of each decoder level, through a small MLP
+    so that the scale and shift need not be linear in the colour. Gated by how far the colour is known:
+    a network told nothing (or a colour of trust 0) computes exactly what it did without this module,
+    so images whose colour is not known, such as a survey the stage is not trusted on, keep the colour
+    of the network it was grown from."""
 
     def __init__(self, level_channels: list[int], hidden: int = 32) -> None:
         super().__init__()
         self.embed = nn.Sequential(nn.Linear(3, hidden), nn.ReLU(inplace=True))
         self.films = nn.ModuleList(FiLM(hidden, channels) for channels in level_channels)
 
-    def embedding(self, colour: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
-        """(B, hidden): of the colour input, or of 'unknown' where it is None."""
-        colour = torch.zeros(batch, 3, device=device) if colour is None else colour.float().to(device)
-        return self.embed(colour)
+    def modulation(self, colour: torch.Tensor | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """((B, hidden) the colour's embedding, (B, 1) its gate) for `modulate`; None: told nothing."""
+        if colour is None:
+            return None
+        colour = colour.float().to(device)
+        return self.embed(colour), colour[:, 2:3]
+
+    def modulate(self, level: int, x: torch.Tensor, modulation: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        return x if modulation is None else self.films[level](x, modulation[0], gate=modulation[1])
 
 
 def pool(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

@@ -126,13 +126,13 @@ class UNetColorizer(nn.Module):
         if galaxy_colour is not None and not self.colour_conditioned:
             raise ValueError("this network was built without galaxy-colour conditioning; pass galaxy_colour=None")
         x = skips.pop()  # (B, w_depth, h/2^depth, w/2^depth): the bottleneck
-        colour = self.galaxy_colour_film.embedding(galaxy_colour, x.shape[0], x.device) if self.colour_conditioned else None
+        colour = self.galaxy_colour_film.modulation(galaxy_colour, x.device) if self.colour_conditioned else None
         for level, up in enumerate(self.ups):
             x = up(x, skips.pop())  # (B, w_i, h/2^i, w/2^i)
             if condition is not None:
                 x = self.conditioning.films[level](x, condition)
             if colour is not None:
-                x = self.galaxy_colour_film.films[level](x, colour)
+                x = self.galaxy_colour_film.modulate(level, x, colour)
         if self.working_scale > 1:
             x = F.interpolate(x, size=lightness.shape[-2:], mode="bilinear", align_corners=False)  # (B, w0, H, W)
         return self.head(torch.cat([x, lightness], dim=1))  # (B, 2, H, W) in [-1, 1], or (B, Q, H, W) logits

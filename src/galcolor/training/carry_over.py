@@ -1,4 +1,4 @@
-"""Put a decoder fine-tuned on a frozen encoder (`train --freeze-encoder --init-from BASE`) into BASE's
+"""Put a decoder fine-tuned on a frozen encoder (`train --freeze encoder|network --init-from BASE`) into BASE's
 model: everything BASE carries that was fitted on its encoder or on galaxies alone (caution, survey
 recogniser, galaxy-colour stage, saturations, science calibration) still holds, since the encoder is
 bit for bit the same; the network and its config are the fine-tuned run's.
@@ -28,6 +28,6 @@ def carry_over(trained: LoadedModel, base: LoadedModel) -> LoadedModel:
     differing = [key for key in encoder if key not in ours or not torch.equal(ours[key].cpu(), theirs[key].cpu())]
     if not encoder or differing:
         raise GalcolorError(f"{trained.source}: its encoder is not {base.source}'s ({len(differing)} of {len(encoder)} tensors differ); "
-                            f"what {base.source} fitted on it would not hold (train with --freeze-encoder --init-from it)")
+                            f"what {base.source} fitted on it would not hold (train with --freeze encoder --init-from it)")
     metadata = {**base.metadata, "colour_network_from": str(trained.source.name if trained.source else "")}
     return dataclasses.replace(base, network=trained.network, config=trained.config, metadata=metadata)

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from ..errors import GalcolorError
 
 
+FREEZE_CHOICES = ("none", "encoder", "network")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 60
@@ -58,10 +61,10 @@ class TrainConfig:
     untold_surveys: tuple[str, ...] = ()
     """Surveys whose images a galaxy-colour-conditioned network is never told a colour in training: those
     whose colour the stage does not set (it is not trusted there), which in use are always 'unknown'."""
-    freeze_encoder: bool = False
-    """Train only the decoder and its conditioning (with init_from): the encoder, its batch-norm
-    statistics and the survey recogniser keep the initial weights, so a caution, recogniser or stage
-    fitted on them still holds."""
+    freeze: str = "none"
+    """With init_from, what keeps the initial weights and batch-norm statistics: 'encoder' (the encoder and
+    survey recogniser: a caution, recogniser or stage fitted on them still holds) or 'network' (all but
+    the galaxy-colour FiLM: a network told no colour is then the initial one exactly); 'none' trains all."""
     augment: str = "instrument"
     """'instrument': imitate other telescopes and renderings (stretch, gain and clipping, sky, noise,
     PSF, resolution, scale, JPEG; see augment.py); 'none': rotations, flips and crops only."""
@@ -89,7 +92,9 @@ class TrainConfig:
             raise GalcolorError("survey_loss_weight must not be negative")
         if self.galaxy_colour_noise < 0.0 or not 0.0 <= self.galaxy_colour_dropout <= 1.0:
             raise GalcolorError("galaxy_colour_noise must not be negative and galaxy_colour_dropout must lie between 0 and 1")
-        if self.freeze_encoder and not self.init_from:
-            raise GalcolorError("freeze_encoder keeps the encoder of init_from: give a checkpoint to start from")
+        if self.freeze not in FREEZE_CHOICES:
+            raise GalcolorError(f"unknown freeze {self.freeze!r}: choose {', '.join(FREEZE_CHOICES)}")
+        if self.freeze != "none" and not self.init_from:
+            raise GalcolorError(f"freeze {self.freeze} keeps the weights of init_from: give a checkpoint to start from")
         if self.sky_weight < 0.0:
             raise GalcolorError("sky_weight must not be negative")

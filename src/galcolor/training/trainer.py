@@ -133,7 +133,7 @@ class Trainer:
         if config.init_from and initialise:
             copied = initialise_from(self.network, Path(config.init_from))
             log(f"initialised {copied} of {len(self.network.state_dict())} tensors from {config.init_from}")
-        self.frozen = frozen_encoder(self.network) if config.freeze_encoder else []
+        self.frozen = frozen_parts(self.network, config.freeze)
         self.true_colours = teacher_colours(self.train_set, config.untold_surveys) if model_config.galaxy_colour_conditioned else None
         self.optimizer = torch.optim.AdamW([p for p in self.network.parameters() if p.requires_grad], lr=config.lr,
                                            weight_decay=config.weight_decay)
@@ -356,15 +356,23 @@ def initialise_from(network: torch.nn.Module, path: Path) -> int:
     return len(fitting)
 
 
-def frozen_encoder(network: torch.nn.Module) -> list[torch.nn.Module]:
-    """Freeze a U-Net's encoder and survey recogniser (weights and batch-norm statistics); returns the
-    modules to keep in eval mode while the rest trains."""
-    modules = [getattr(network, name) for name in ("stem", "downs") if hasattr(network, name)]
-    if not modules:
-        raise GalcolorError("freeze_encoder needs a U-Net (the seed network has no separate encoder)")
-    conditioning = getattr(network, "conditioning", None)
-    if conditioning is not None and hasattr(conditioning, "recogniser"):
-        modules.append(conditioning.recogniser)
+def frozen_parts(network: torch.nn.Module, freeze: str) -> list[torch.nn.Module]:
+    """Freeze a U-Net's encoder and survey recogniser ('encoder') or all but its galaxy-colour FiLM
+    ('network'), weights and batch-norm statistics; returns the modules to keep in eval mode while the
+    rest trains (none for 'none')."""
+    if freeze == "none":
+        return []
+    if not hasattr(network, "downs"):
+        raise GalcolorError(f"--freeze {freeze} needs a U-Net (the seed network has no separate encoder)")
+    if freeze == "network":
+        if not getattr(network, "colour_conditioned", False):
+            raise GalcolorError("--freeze network leaves only the galaxy-colour FiLM to train: add --condition-on-galaxy-colour")
+        modules = [module for name, module in network.named_children() if name != "galaxy_colour_film"]
+    else:
+        modules = [network.stem, network.downs]
+        conditioning = getattr(network, "conditioning", None)
+        if conditioning is not None and hasattr(conditioning, "recogniser"):
+            modules.append(conditioning.recogniser)
     for module in modules:
         module.requires_grad_(False)
     return modules
