@@ -104,29 +104,29 @@ def test_a_network_trained_so_follows_the_colour_it_is_told(told_model_path, few
     assert float(moved[1]) > 12.0, f"told 24 b* bluer, the output moved {float(moved[1]):.1f}"
 
 
-def test_a_frozen_encoder_keeps_what_caution_and_the_recogniser_were_fitted_on(two_style_model_path, few_galaxies, tmp_path):
-    """Fine-tuning a colour-conditioned decoder on a trained network: the encoder's weights, its batch-norm
-    statistics and the survey recogniser stay bit for bit; the decoder learns."""
+def _weights_before_and_after(two_style_model_path, few_galaxies, tmp_path, freeze: str):
+    """The two-style test network's weights, and a colour-conditioned network's after one epoch of
+    fine-tuning from it with `freeze`."""
     pale = paler_copies(few_galaxies, tmp_path / "pale", chroma=0.25)
     config = TrainConfig(epochs=1, batch_size=4, crop=64, num_threads=1, augment="none", condition_on_survey=True,
-                         survey_names=("vivid", "pale"), init_from=str(two_style_model_path), freeze="encoder")
+                         survey_names=("vivid", "pale"), init_from=str(two_style_model_path), freeze=freeze)
     before = load_model(two_style_model_path, device="cpu")
     model_config = dataclasses.replace(before.config, galaxy_colour_conditioned=True)
     result = train([few_galaxies, pale], tmp_path / "run", model_config, config, progress=False, log=lambda text: None)
-    start, after = before.network.state_dict(), load_model(result.last_path, device="cpu").network.state_dict()
+    return before.network.state_dict(), load_model(result.last_path, device="cpu").network.state_dict()
+
+
+def test_a_frozen_encoder_keeps_what_caution_and_the_recogniser_were_fitted_on(two_style_model_path, few_galaxies, tmp_path):
+    """Fine-tuning a colour-conditioned decoder on a trained network: the encoder's weights, its batch-norm
+    statistics and the survey recogniser stay bit for bit; the decoder learns."""
+    start, after = _weights_before_and_after(two_style_model_path, few_galaxies, tmp_path, "encoder")
     kept = [key for key in start if key.startswith(("stem.", "downs.", "conditioning.recogniser."))]
     assert kept and all(torch.equal(start[key], after[key]) for key in kept)
     assert any(not torch.equal(start[key], after[key]) for key in start if key.startswith("ups."))
 
 
 def test_freezing_the_network_trains_the_colour_film_alone(two_style_model_path, few_galaxies, tmp_path):
-    pale = paler_copies(few_galaxies, tmp_path / "pale", chroma=0.25)
-    config = TrainConfig(epochs=1, batch_size=4, crop=64, num_threads=1, augment="none", condition_on_survey=True,
-                         survey_names=("vivid", "pale"), init_from=str(two_style_model_path), freeze="network")
-    before = load_model(two_style_model_path, device="cpu")
-    model_config = dataclasses.replace(before.config, galaxy_colour_conditioned=True)
-    result = train([few_galaxies, pale], tmp_path / "run", model_config, config, progress=False, log=lambda text: None)
-    start, after = before.network.state_dict(), load_model(result.last_path, device="cpu").network.state_dict()
+    start, after = _weights_before_and_after(two_style_model_path, few_galaxies, tmp_path, "network")
     assert all(torch.equal(start[key], after[key]) for key in start)
     assert any(after[key].abs().max() > 0 for key in after if key.startswith("galaxy_colour_film.films."))  # zero at the start
 
