@@ -63,7 +63,7 @@ def lab_bands(model: LoadedModel, rgb_rows, height: int, width: int, tile: int =
         kept, saturation = strengths(model, None, judged.weights)
         factor = (kept * saturation).view(-1, 1, 1, 1)
         record_verdicts(verdicts, model, judged.weights, kept, saturation, None)
-        for top, ab in blended_bands(model, network_rows, height, width, tile, overlap, stop, judged.condition, told_colour(model, judged.target)):
+        for top, ab in blended_bands(model, network_rows, height, width, tile, overlap, stop, judged.condition):  # no target: nothing to tell
             offset = top - cached["top"]
             for start in range(0, ab.shape[2], band):  # a few rows at a time: the consumer's temporaries stay small
                 rows = slice(start, min(start + band, ab.shape[2]))
