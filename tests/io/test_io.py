@@ -455,9 +455,14 @@ def test_decoded_pixels_stay_as_decoded_and_bands_match_the_whole(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "c.png").rgb, rgb8 / np.float32(255))
 
 
-def test_fits_constant_image_is_black(tmp_path):
-    rgb = read_image(write_fits(tmp_path / "k.fits", fits.PrimaryHDU(np.full((5, 5), 7.0)))).rgb
-    assert (rgb == 0).all()
+def test_fits_with_no_signal_is_refused_with_its_reason(tmp_path):
+    """A constant, all-zero or all-negative frame was an all-black PNG reported as coloured (#30)."""
+    assert_input_error(write_fits(tmp_path / "k.fits", fits.PrimaryHDU(np.full((5, 5), 7.0))), "every finite pixel is 7 (a blank frame)")
+    assert_input_error(write_fits(tmp_path / "z.fits", fits.PrimaryHDU(np.zeros((64, 64), np.float32))), "every finite pixel is 0")
+    magnitudes = -2.5 * np.log10(galaxy(64, 64))  # counts above 1: every value negative, the galaxy the most
+    assert_input_error(write_fits(tmp_path / "m.fits", fits.PrimaryHDU(magnitudes)), "no pixel is above 0")
+    on_sky = np.where(galaxy(64, 64) > 150, magnitudes, 0.0).astype(np.float32)  # a magnitude map on a zero sky
+    assert_input_error(write_fits(tmp_path / "s.fits", fits.PrimaryHDU(on_sky)), "image has no signal")
 
 
 def test_fits_sparse_stars_still_visible(tmp_path):

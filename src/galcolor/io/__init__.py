@@ -1,4 +1,4 @@
-"""Files in and out: decoding images and FITS (decode), finding inputs and naming outputs (paths),
+"""Files in and out: decoding images and FITS (decode; linear data to lightness: stretch), finding inputs and naming outputs (paths),
 atomic writes (atomic), FITS colour output (fits_output).
 
 May import: galcolor.errors only. Never sees a tensor: the model never sees a file path, and io never sees a network.
