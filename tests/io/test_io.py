@@ -619,6 +619,30 @@ def test_find_inputs_symlinks(tmp_path):
     assert missing == [root / "broken.jpg"]
 
 
+def test_find_inputs_follows_symlinked_files_and_folders_and_names_what_it_skips(tmp_path):
+    """A linked folder was never searched, and a link to another input vanished from the counts (#30)."""
+    root = tmp_path / "in"
+    touch(root / "a.jpg")
+    os.symlink(root / "a.jpg", root / "0-alias.jpg")  # sorts first; the file keeps its own name
+    touch(root / "real" / "c.png")
+    os.symlink(root / "real", root / "also-real")  # a folder searched already
+    os.symlink(root, root / "real" / "loop")  # a loop
+    touch(tmp_path / "elsewhere" / "d.fits")
+    os.symlink(tmp_path / "elsewhere", root / "linked")  # a folder outside: searched through the link
+    os.symlink(tmp_path / "gone", root / "gone-folder")
+    os.symlink(tmp_path / "gone.png", root / "gone.png")
+    skipped = []
+    found, missing = find_inputs([root], skipped=skipped)
+    assert [rel.as_posix() for _, rel in found] == ["a", "linked/d", "real/c"] and missing == []
+    assert found[1][0] == root / "linked" / "d.fits"
+    reasons = {path.name: why for path, why in skipped}
+    assert set(reasons) == {"0-alias.jpg", "also-real", "loop", "gone-folder", "gone.png"}
+    assert "already an input as" in reasons["0-alias.jpg"] and str(root / "a.jpg") in reasons["0-alias.jpg"]
+    assert "already searched" in reasons["also-real"] and "a loop" in reasons["loop"]
+    assert "does not exist" in reasons["gone.png"] and "does not exist" in reasons["gone-folder"]
+    assert all(why.startswith(str(path) + ": ") and "\n" not in why for path, why in skipped)
+
+
 # --- output paths and writing -------------------------------------------------------------------
 
 

@@ -87,8 +87,10 @@ def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip
               extras: Extras | None = None) -> tuple[list[Job], list[FileOutcome]]:
     """Map inputs to outputs, refusing what would lose data: writing over an input, or two inputs onto one output.
     With skip_existing, a file is skipped only when its PNG and every extra asked for exist."""
-    found, missing = find_inputs(inputs, out_dir)
+    left_out: list[tuple[Path, str]] = []  # links followed to an input already, loops, broken links
+    found, missing = find_inputs(inputs, out_dir, left_out)
     outcomes = [FileOutcome(str(p), None, "failed", f"{p}: no such file or folder") for p in missing]
+    outcomes += [FileOutcome(str(p), None, "skipped", why, notes=[why]) for p, why in left_out]
     jobs, claimed = [], {}
     sources = {source.resolve(): source for source, _ in found}
     out_root = Path(out_dir).resolve()
