@@ -80,8 +80,8 @@ def _add_colorize(commands) -> None:
                                f"such as the shipped one; images up to {TILE} px a side)")
     colorize.add_argument("--fits", action="store_true",
                           help="also write <stem>.fits: the colour planes as a cube that reads as [0, 1] (8-bit levels, BSCALE 1/255), with a FITS "
-                               "input's celestial WCS as its own keywords (positions checked to 0.01\"); a WCS with SIP distortion, which astropy "
-                               "reads in 2-D images only, comes with the planes as 2-D extensions RED, GREEN, BLUE instead. SIP keywords under "
+                               "input's celestial WCS as its own keywords (positions checked to 0.01\"); a WCS with a SIP or PV (TPV) distortion, "
+                               "which astropy reads in 2-D images only, comes with the planes as 2-D extensions RED, GREEN, BLUE instead. SIP keywords under "
                                "a CTYPE without -SIP are no part of the WCS (FITS standard) and are left out; notes like this are in --report")
     colorize.add_argument("--seed", type=int, default=0, help="seed of the --samples draws (default: 0)")
     colorize.add_argument("--sample-temperature", type=_positive_float, default=1.0, metavar="T",

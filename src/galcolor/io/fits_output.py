@@ -16,14 +16,15 @@ COLOUR_PLANES = ("RED", "GREEN", "BLUE")
 
 def _celestial_header(source_header, colour_axis: bool = False):
     """The input's celestial WCS as its own cards (fits_wcs), a few identifying keywords, the notes
-    about its header, and whether the WCS has SIP distortion. `colour_axis`: for a cube whose third
-    axis holds the colour planes (not with SIP, which astropy reads in two-axis images only)."""
+    about its header, and whether the WCS must go in 2-D images. `colour_axis`: for a cube whose
+    third axis holds the colour planes (not with a SIP or PV distortion, which astropy reads in
+    two-axis images only)."""
     from astropy.io import fits
 
     carried = carried_wcs(source_header)
     header = fits.Header(carried.cards)
-    if carried.cards and colour_axis and not carried.sip:
-        if "WCSAXES" in source_header:  # it must count every axis that has WCS keywords, CTYPE3 included
+    if colour_axis and not carried.planar:
+        if carried.cards and "WCSAXES" in source_header:  # it must count every axis that has WCS keywords, CTYPE3 included
             header.insert(0, ("WCSAXES", 3, "Number of coordinate axes"))
         header["CTYPE3"] = ("RGB", "colour plane: 1 red, 2 green, 3 blue")
     elif carried.cards and source_header.get("WCSAXES") == 2:
@@ -32,13 +33,13 @@ def _celestial_header(source_header, colour_axis: bool = False):
         for key in ("OBJECT", "TELESCOP", "INSTRUME", "FILTER", "DATE-OBS"):
             if key in source_header and key not in header:
                 header[key] = source_header[key]
-    return header, carried.notes, carried.sip
+    return header, carried.notes, carried.planar
 
 
 def fits_bytes(rgb8: np.ndarray, source_header=None) -> tuple[bytes, tuple[str, ...]]:
     """(H, W, 3) uint8 display-oriented RGB -> a FITS file that reads as [0, 1]: a cube (3, H, W) in
-    the primary HDU, DS9's "rgbcube"; where the input's WCS has SIP distortion, which astropy
-    reads only in a two-axis image, three 2-D extensions RED, GREEN, BLUE instead (DS9's
+    the primary HDU, DS9's "rgbcube"; where the input's WCS has a SIP or PV distortion, which
+    astropy reads only in a two-axis image, three 2-D extensions RED, GREEN, BLUE instead (DS9's
     "rgbimage"), each and the empty primary HDU with the WCS.
 
     Rows go back to FITS order (row 1 at the bottom; galcolor's reader flipped them for display),
@@ -50,13 +51,13 @@ def fits_bytes(rgb8: np.ndarray, source_header=None) -> tuple[bytes, tuple[str, 
     from astropy.io import fits
 
     cube = np.ascontiguousarray(rgb8[::-1].transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
-    header, notes, sip = _celestial_header(source_header, colour_axis=True)
+    header, notes, planar = _celestial_header(source_header, colour_axis=True)
     header["BUNIT"] = ("", "sRGB in [0, 1]")
     header.add_history("Colourized by galcolor from the lightness of the input; a and b predicted.")
-    if sip:
+    if planar:
         images = [fits.ImageHDU(plane, header, name=name) for plane, name in zip(cube, COLOUR_PLANES)]
         hdus = fits.HDUList([fits.PrimaryHDU(header=header), *images])
-        notes += ("its WCS has SIP distortion, which astropy reads in 2-D images only: the FITS output holds "
+        notes += ("its WCS has a distortion (SIP or PV) that astropy reads in 2-D images only: the FITS output holds "
                   "the colour planes as 2-D extensions RED, GREEN, BLUE (DS9's rgbimage layout), each with the WCS",)
     else:
         images = hdus = [fits.PrimaryHDU(cube, header)]

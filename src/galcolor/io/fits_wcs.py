@@ -30,7 +30,7 @@ _ASTROPY_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide: one
 @dataclass(frozen=True)
 class CarriedWcs:
     cards: list  # astropy Cards: the input's own celestial WCS keywords (empty: none to carry)
-    sip: bool  # SIP distortion: astropy reads it only in a WCS of two axes
+    planar: bool  # a distortion (SIP, PV polynomials) that astropy reads in a two-axis image only, not in a cube
     notes: tuple[str, ...]  # what the user should know about the header, one phrase each
 
 
@@ -63,32 +63,34 @@ def carried_wcs(source_header) -> CarriedWcs:
     if reference is None or not reference.has_celestial:
         return CarriedWcs([], False, tuple(notes))
     cards = [card for card in header.cards if _WCS_KEY.match(card.keyword) or _SIP_KEY.match(card.keyword)]
-    carried = CarriedWcs(cards, reference.sip is not None, tuple(notes))
+    carried = CarriedWcs(cards, False, tuple(notes))
     shape = (int(header.get("NAXIS2", 1)), int(header.get("NAXIS1", 1)))
     worst = _worst_offset(carried.cards, reference, shape)
     if worst > TOLERANCE_ARCSEC:  # a form of WCS our card selection misses: astropy's own rendering
         rendered = reference.to_header(relax=True)
         for axis, ctype in enumerate(ctypes, 1):
             rendered[f"CTYPE{axis}"] = ctype  # never change a CTYPE
-        carried = CarriedWcs(list(rendered.cards), carried.sip, carried.notes + (f"its WCS keywords were rewritten by astropy (copied as they were, positions moved {worst:.2g}\")",))
+        carried = CarriedWcs(list(rendered.cards), False, carried.notes + (f"its WCS keywords were rewritten by astropy (copied as they were, positions moved {worst:.2g}\")",))
         worst = _worst_offset(carried.cards, reference, shape)
         if worst > TOLERANCE_ARCSEC:
             return CarriedWcs([], False, tuple(notes) + (f"its WCS could not be carried exactly (off by {worst:.2g}\"): the FITS output has none",))
-    return carried
+    planar = reference.sip is not None or _worst_offset(carried.cards, reference, shape, cube=True) > TOLERANCE_ARCSEC
+    return CarriedWcs(carried.cards, planar, carried.notes)
 
 
-def _worst_offset(cards, reference, shape: tuple[int, int]) -> float:
-    """The largest separation (arcsec) between `reference` and the WCS `cards` make, on a grid of pixels."""
+def _worst_offset(cards, reference, shape: tuple[int, int], cube: bool = False) -> float:
+    """The largest separation (arcsec) between `reference` and the WCS `cards` make, read as a user
+    would (`WCS(header)`, its `.celestial` in a cube with a colour axis), on a grid of pixels."""
     from astropy.io import fits
     from astropy.wcs import WCS
 
     header = fits.Header(cards)
-    if reference.sip is not None:
-        header["WCSAXES"] = 2
+    if cube:
+        header["CTYPE3"] = "RGB"
     with astropy_quiet():
         try:
-            written = WCS(header, naxis=2, relax=True)
-        except Exception:
+            written = WCS(header).celestial if cube else WCS(header)
+        except Exception:  # astropy cannot take a SIP or PV distortion into a cube's celestial axes
             return float("inf")
     y, x = np.meshgrid(*(np.unique(np.linspace(0, n - 1, min(n, 64)).round()) for n in shape), indexing="ij")
     with np.errstate(invalid="ignore"):
@@ -116,6 +118,7 @@ def astropy_quiet():
     import logging
 
     from astropy import log
+    from astropy.utils.exceptions import AstropyWarning
 
     heard: list[str] = []
     this_thread = threading.get_ident()
@@ -133,7 +136,7 @@ def astropy_quiet():
             yield heard
         finally:
             log.removeFilter(keep)
-            heard.extend(str(warning.message) for warning in caught)
+            heard.extend(str(warning.message) for warning in caught if issubclass(warning.category, AstropyWarning))
 
 
 def _fixes(heard: list[str]) -> list[str]:
@@ -143,7 +146,8 @@ def _fixes(heard: list[str]) -> list[str]:
         first, _, rest = message.partition("\n")
         key, text = (first.split("=")[0].strip(), rest) if rest and "=" in first else ("", message)
         text = " ".join(text.split()).rstrip(".")
-        if text and "datfix" not in text and "obsfix" not in text:  # dates and sites: not the sky positions
+        # Dates and sites are not the sky positions; astropy says it removed SIP beside any PV distortion, SIP or not.
+        if text and not any(part in text for part in ("datfix", "obsfix", "redundant SIP distortion")):
             by_text.setdefault(text, []).append(key)
     if not by_text:
         return []
