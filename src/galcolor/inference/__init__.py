@@ -1,5 +1,5 @@
 """Colouring with a trained model: tensors and tiles (predict), images streamed in row bands (bands),
-in-memory images (arrays), samples and uncertainty (diversity, expected_error), folder runs (pipeline),
+in-memory images (arrays), samples and uncertainty (diversity, expected_error), folder runs (pipeline) and the files each image gets (outputs),
 and ONNX export (export).
 
 May import: models, color, io, errors, version.
