@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import struct
 import threading
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +14,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
-from .stretch import FITS_STRETCH_HELP, asinh_lightness  # noqa: F401  (the CLI's help reads FITS_STRETCH_HELP here)
+from .fits_wcs import astropy_quiet
+from .stretch import FITS_STRETCH_HELP, asinh_lightness, read_frame, stretch_frame  # noqa: F401  (the CLI's help reads FITS_STRETCH_HELP here)
 
 if TYPE_CHECKING:  # astropy is slow to import; only FITS inputs pay for it
     import astropy.io.fits
@@ -257,13 +257,11 @@ def _has_colour(pixels: np.ndarray) -> bool:
 
 def _read_fits(path: Path, max_pixels: int, limit_name: str) -> DecodedImage:
     from astropy.io import fits
-    from astropy.utils.exceptions import AstropyWarning
 
     try:
         # Non-standard headers are common in archives and astropy still reads them; its
-        # verification warnings would only clutter the CLI output.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AstropyWarning)
+        # verification warnings (and log lines, on stdout) would only clutter the CLI output.
+        with astropy_quiet():
             # .section reads only the rows asked for, so a large frame is read band by band and a
             # cube is never loaded whole. Not memory-mapped: each page of a map that has been read
             # stays resident while the map is open (the whole frame by the end), and astropy
@@ -284,11 +282,12 @@ def _read_fits(path: Path, max_pixels: int, limit_name: str) -> DecodedImage:
                     return np.asarray(hdu.section[(*plane, slice(top, bottom), slice(None))], dtype=np.float32)
 
                 try:
-                    lightness = asinh_lightness(path, rows, header["NAXIS2"], header["NAXIS1"])
+                    frame = read_frame(rows, header["NAXIS2"], header["NAXIS1"])
                 except (ValueError, OSError, EOFError) as e:  # a short file shows up as a reshape error
                     reason = f"pixel data unreadable, file cut short? ({_one_line(e, 60)})"
                     raise InputError(path, f"truncated or corrupt FITS data: {reason}") from None
                 header = header.copy()
+        lightness = stretch_frame(path, frame)  # outside the lock: another thread may read meanwhile
     except InputError:
         raise
     except MemoryError:

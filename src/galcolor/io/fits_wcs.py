@@ -24,7 +24,9 @@ _WCS_KEY = re.compile(
     r"|P[VS][12]_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJD-OBS|DATE-OBS|MJDREF|DATEREF)$"
 )
 TOLERANCE_ARCSEC = 0.01  # positions of the output's WCS against the input's, at every pixel checked
-_ASTROPY_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide: one header at a time
+# warnings.catch_warnings is process-wide: contexts entered and left by two threads at once can leave
+# one's filters and recorder in place for good. Every one galcolor enters takes this lock.
+_ASTROPY_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)

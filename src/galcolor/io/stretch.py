@@ -38,11 +38,22 @@ def asinh_lightness(path: Path, rows, height: int, width: int) -> np.ndarray:
 
     `rows(top, bottom)` reads float32 rows of the frame, band by band; the frame is held once, as
     float32, and stretched in place. Raises InputError for a frame with no finite pixel or no signal."""
-    from astropy.visualization import AsinhStretch, ManualInterval
+    return stretch_frame(path, read_frame(rows, height, width))
 
+
+def read_frame(rows, height: int, width: int) -> np.ndarray:
+    """The frame as float32, read band by band with `rows(top, bottom)`."""
     frame = np.empty((height, width), np.float32)
     for top in range(0, height, _BAND):
         frame[top : top + _BAND] = rows(top, top + _BAND)
+    return frame
+
+
+def stretch_frame(path: Path, frame: np.ndarray) -> np.ndarray:
+    """asinh_lightness of a frame read already, stretched in place (`path` names it in errors)."""
+    from astropy.visualization import AsinhStretch, ManualInterval
+
+    height = frame.shape[0]
     covered = np.isfinite(frame)
     if not covered.any():
         raise InputError(path, "image has no finite pixels")
