@@ -95,7 +95,8 @@ def _add_colorize(commands) -> None:
     hints.add_argument("--colour-from", type=Path, default=None, metavar="REF",
                        help="take the galaxy's mean colour from REF, a colour image of the same galaxy (any size or survey); or from a list "
                             "file (.csv or .txt) of INPUT,REFERENCE lines giving each input its own (inputs not in it use the stage's estimate)")
-    colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file")
+    colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file (status, message, what decided the colour, and "
+                          "notes: a FITS header astropy had to fix, a symbolic link skipped)")
     colorize.add_argument("--science", type=Path, default=None, metavar="REPORT.csv",
                           help="write what each image's colour says to this CSV, one row per input: integrated a*, b*, P(red galaxy), "
                                f"bulge-minus-disk b*, star-forming regions and their area (docs/science.md; images up to {TILE} px a side)")
