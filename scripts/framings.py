@@ -21,6 +21,7 @@ from compare_models import parse_model, parse_set
 
 from galcolor.app.api import load_model
 from galcolor.evaluation.framing import FRAMINGS, format_framings, reframe, score_framing
+from galcolor.inference.judging import predict_ab_judged
 from galcolor.training.data import load_split, read_colour
 
 
@@ -40,9 +41,15 @@ def main() -> int:
                         help="a set's 424 x 424 frames, by the same relative paths as its crops")
     parser.add_argument("--framings", nargs="+", choices=FRAMINGS, default=FRAMINGS)
     parser.add_argument("--limit", type=int, help="score the first N held-out galaxies of each set (default: all)")
+    parser.add_argument("--judge-main-galaxy", action="store_true",
+                        help="also score each model judging each frame by its main galaxy (galcolor.inference.judging, experimental)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
     models = [(name, load_model(path)) for name, path in args.models] or [("shipped", load_model())]
+    predictors = {}
+    if args.judge_main_galaxy:
+        predictors = {f"{name} judged": predict_ab_judged for name, _ in models}
+        models += [(f"{name} judged", model) for name, model in models]
     frame_folders = {Path(a).resolve(): Path(b) for a, _, b in (text.partition("=") for text in args.frames424)}
     results = {}
     for path, survey, split in args.sets:
@@ -58,7 +65,7 @@ def main() -> int:
                 continue
             started = time.perf_counter()
             scores.append(score_framing(reframe(images, framing, frames424), dataset.labels[:count], [str(r) for r in relatives],
-                                        models, survey, framing))
+                                        models, survey, framing, predictors))
             print(f"  {path.name} {framing}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
         key = f"{path.name}={survey or '-'}:{split}"
         results[key] = [{"framing": s.framing, "galaxies": s.galaxies, "metrics": s.summaries, "recognised": s.recognised,

@@ -111,9 +111,14 @@ class FramingScore:
     kept: dict[str, float]  # per model: mean share of colour caution kept, over galaxies
 
 
+Predictor = Callable[[LoadedModel, torch.Tensor, list], torch.Tensor]  # predict_ab's signature: (model, L, verdicts) -> ab
+
+
 def score_framing(framed: Sequence[Framed], labels: Sequence[int | None], names: Sequence[str],
-                  models: Sequence[tuple[str, LoadedModel]], survey: str | None, framing: str = "") -> FramingScore:
-    """Colour each frame with every model (as predict_ab colours a user's frame) and score each galaxy's region."""
+                  models: Sequence[tuple[str, LoadedModel]], survey: str | None, framing: str = "",
+                  predictors: dict[str, Predictor] | None = None) -> FramingScore:
+    """Colour each frame with every model (as predict_ab colours a user's frame, or as `predictors` names
+    for a model) and score each galaxy's region."""
     truths, galaxy_labels, galaxy_names = [], [], []
     predicted: dict[str, list[torch.Tensor]] = {name: [] for name, _ in models}
     verdicts: dict[str, list[Verdict]] = {name: [] for name, _ in models}
@@ -124,7 +129,7 @@ def score_framing(framed: Sequence[Framed], labels: Sequence[int | None], names:
         for name, model in models:
             frame_verdicts: list[Verdict] = []
             with torch.inference_mode():
-                ab = predict_ab(model, lightness, frame_verdicts).float().cpu()
+                ab = (predictors or {}).get(name, predict_ab)(model, lightness, frame_verdicts).float().cpu()
             for rows, columns in item.regions:
                 predicted[name].append(ab[..., rows, columns])
                 verdicts[name].append(frame_verdicts[0])
