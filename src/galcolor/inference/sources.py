@@ -2,7 +2,7 @@
 whatever its framing (a training crop, a whole survey frame, a zoom, a field of several galaxies).
 
 Sources are found with photutils' image segmentation: the sky's level and noise are measured from the
-frame itself (Background2D, sigma-clipped medians in boxes), the frame is smoothed with a Gaussian of
+frame itself (astropy's sigma-clipped statistics, measured again with the sources masked), the frame is smoothed with a Gaussian of
 the PSF's width, pixels THRESHOLD_SIGMA times the sky's noise above the sky that touch at least
 MIN_PIXELS others make a source, and touching sources are split (deblend_sources). photutils'
 SourceCatalog then measures each one: its windowed centroid (SourceExtractor's XWIN: a Gaussian-weighted
@@ -19,7 +19,8 @@ Checked by eye on real frames (sdss-gz2-424, hubble-goods; docs/model-card.md, "
 tells the faint unresolved sources of a frame from its galaxies, but a bright star's display-stretched
 halo (a saturated core, diffraction spikes) is wider than the PSF and comes out extended: in a JPEG
 the light profile that would tell them apart is stretched away. `main_galaxy` therefore picks among
-the bright sources by position, not by kind alone.
+the bright sources by position, not by kind alone. Clumpy and spiral galaxies at Hubble's resolution
+are split into several sources (their half-light radius then comes out too small).
 
 Measured on the image's brightness: CIELAB L turned back into relative luminance Y, which undoes L's
 cube root (a JPEG's own display stretch, e.g. SDSS's asinh, stays). For a FITS input with a celestial
@@ -36,7 +37,7 @@ import numpy as np
 THRESHOLD_SIGMA = 5.0  # a source's pixels lie this many sky sigmas above the sky, in the smoothed frame (JPEG noise is correlated: 3 finds its blotches)
 MIN_PIXELS = 10  # connected pixels a source needs
 DEBLEND_CONTRAST = 0.05  # share of a blend's flux a component needs to be split off (photutils' default 0.001 cuts spiral arms off their galaxy)
-DEFAULT_PSF_FWHM = 3.5  # px: SDSS's 1.4" median seeing at 0.396" pixels, where a frame gives none and holds no star
+DEFAULT_PSF_FWHM = 3.5  # px: SDSS's 1.4" median seeing at 0.396" pixels, where the caller gives none
 EXTENDED_RATIO = 1.5  # a galaxy's half-light radius exceeds the PSF's by this factor; a point source's does not
 SKY_MASK_SIGMA = 2.0  # pixels this far above the first estimate of the sky are left out of the second
 SKY_MASK_GROWTH = 5  # px: and the pixels this close to them (a galaxy's faint outskirts)
