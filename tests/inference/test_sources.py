@@ -115,7 +115,7 @@ def test_a_fits_frame_gives_its_pixel_scale_from_its_wcs(tmp_path: Path):
     wcs.wcs.crpix = [32.0, 32.0]
     wcs.wcs.cdelt = [-0.396 / 3600, 0.396 / 3600]  # SDSS's pixels
     fits.PrimaryHDU(np.random.default_rng(1).normal(100.0, 5.0, (64, 64)).astype(np.float32), header=wcs.to_header()).writeto(tmp_path / "wcs.fits")
-    fits.PrimaryHDU(np.zeros((64, 64), dtype=np.float32)).writeto(tmp_path / "plain.fits")
+    fits.PrimaryHDU(np.random.default_rng(2).normal(100.0, 5.0, (64, 64)).astype(np.float32)).writeto(tmp_path / "plain.fits")
     decoded = read_image(tmp_path / "wcs.fits")
     assert pixel_scale(decoded.fits_header) == pytest.approx(0.396, rel=1e-6)
     assert find_sources(decoded.pixels, header=decoded.fits_header).pixel_scale == pytest.approx(0.396, rel=1e-6)
