@@ -107,7 +107,7 @@ def science_rows(scored: Scored) -> dict[str, dict[str, float]]:
 
 
 CLUMPS = "clumps of L"  # the colour-free baseline's row: star-forming regions from lightness alone
-SCIENCE_NAMES = ("gradient_err", "sf_recall", "sf_precision", "sf_precision_at_recall", "red_blue_auc", "sky_chroma",
+SCIENCE_NAMES = ("gradient_err", "sf_recall", "sf_precision", "sf_precision_at_recall", "excess_rank", "red_blue_auc", "sky_chroma",
                  "star_chroma", "true_star_chroma", "uncertainty_spearman")
 
 
@@ -179,6 +179,8 @@ def write_report(scored: Scored, report_dir: Path, context: dict, main_method: s
                  f"found in each prediction at blue excesses {', '.join(f'{t:g}' for t in PREDICTED_EXCESSES)} and, for `{CLUMPS}` (sees no colour), "
                  f"as compact bright clumps of L at contrasts {', '.join(f'{t:g}' for t in CLUMP_CONTRASTS)}; a region counts as found where one touches it; "
                  f"recall and precision at each method's best-F1 threshold, and `sf_precision_at_recall`: its best precision at recall ≥ {RECALL_FOR_PRECISION:g}; "
+                 "`excess_rank`: Spearman's rank correlation of the predicted blue excess with the true one over each galaxy's bright pixels, "
+                 "averaged over galaxies (threshold-free; 0 for a flat colour); "
                  "`red_blue_auc`: ROC AUC of the predicted integrated b* separating the truth's red galaxies from its blue ones (Otsu's split of the true integrated b*); "
                  "`sky_chroma`: mean chroma of sky pixels (true L ≤ 15, 4 px or more from any signal; the truth's own: "
                  f"{_fmt(scored.summaries[main_method].get('true_sky_chroma', math.nan), 'sky_chroma')}); "
