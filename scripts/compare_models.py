@@ -15,6 +15,7 @@ galaxy (best with `--true-colour-hint --only spirals`: layout alone, where star-
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -89,7 +90,9 @@ def main() -> int:
         methods = methods_for(chosen)
         if args.true_colour_hint:
             methods += [true_colour_method(name, model, images) for name, model in models]
-        summaries = score_images(images, labels, relatives, methods, progress=False).summaries
+        # Uncertainty and (without --layout) the science are not in the table: not computed, a large share of the time.
+        methods = [dataclasses.replace(method, spread=None) for method in methods]
+        summaries = score_images(images, labels, relatives, methods, progress=False, science=args.layout).summaries
         key = f"{path.name}={survey or '-'}:{split}" + (f" {args.only}" if args.only else "")
         columns = COLUMNS + (LAYOUT_COLUMNS if args.layout else ())
         results[key] = summaries

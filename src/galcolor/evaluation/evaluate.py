@@ -63,20 +63,23 @@ def score_images(
     methods: Sequence[Method],
     examples: int = 0,
     progress: bool = True,
+    science: bool = True,
 ) -> Scored:
-    """Colour each (H, W, 3) uint8 image from its L alone with every method and score it."""
+    """Colour each (H, W, 3) uint8 image from its L alone with every method and score it; `science`
+    False leaves out what the colour means (regions, profiles: most of the time on a large set)."""
     accumulators = {m.name: MetricAccumulator() for m in methods}
-    science = {m.name: ScienceAccumulator() for m in methods}
+    accumulated = {m.name: ScienceAccumulator() for m in methods}
     calibration = {m.name: UncertaintyCalibration() for m in methods if m.spread is not None}
     chosen = set(np.linspace(0, len(images) - 1, num=min(examples, len(images)), dtype=int).tolist()) if examples else set()
-    scored = Scored({}, accumulators, science)
+    scored = Scored({}, accumulators, accumulated)
     for index, (rgb8, label) in enumerate(tqdm(list(zip(images, labels)), desc="scoring", unit="img", disable=not progress, leave=False)):
         rgb = torch.from_numpy(np.ascontiguousarray(rgb8, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]  # a copy: PIL arrays are read-only
         with torch.inference_mode():
             true_lab = rgb_to_lab(rgb)
         true_np = true_lab[0].permute(1, 2, 0).numpy()
-        true_regions = starforming_regions(true_np, TRUE_EXCESS)
-        scored.clumps.add(*true_regions, [lightness_clumps(true_np[..., 0], c) for c in CLUMP_CONTRASTS])
+        if science:
+            true_regions = starforming_regions(true_np, TRUE_EXCESS)
+            scored.clumps.add(*true_regions, [lightness_clumps(true_np[..., 0], c) for c in CLUMP_CONTRASTS])
         predictions = {}
         for method in methods:
             with torch.inference_mode():
@@ -86,7 +89,8 @@ def score_images(
             pred_np = pred_lab[0].permute(1, 2, 0).numpy()
             pred_rgb8 = lab_array_to_rgb8(pred_np)  # already in gamut: only converted
             accumulators[method.name].add(true_np, pred_np, rgb8, pred_rgb8, label)
-            science[method.name].add(true_np, pred_np, true_regions)
+            if science:
+                accumulated[method.name].add(true_np, pred_np, true_regions)
             if method.spread is not None:
                 with torch.inference_mode():
                     spread = method.spread(true_lab[:, :1])[0, 0].numpy()
@@ -95,7 +99,7 @@ def score_images(
         if index in chosen:
             scored.examples.append((names[index], predictions["gray"], predictions, rgb8))
     scored.summaries = {
-        name: {**acc.summary(), **science[name].summary(), **(calibration[name].summary() if name in calibration else {})}
+        name: {**acc.summary(), **(accumulated[name].summary() if science else {}), **(calibration[name].summary() if name in calibration else {})}
         for name, acc in accumulators.items()
     }
     return scored
