@@ -177,7 +177,7 @@ def test_colorize_json_summary_is_strict_json(tiny_model_path, few_galaxies, tmp
                                 "status": "coloured", "message": "",
                                 "colour": {"survey": None, "survey_probability": None, "colour_kept": 1.0, "saturation": 1.0,
                                            "galaxy_colour": None, "galaxy_colour_from": "network"},
-                                "science": None}]  # read only with --science
+                                "science": None, "notes": []}]  # science: read only with --science
 
 
 def test_colorize_with_nothing_to_do_fails_clearly(tiny_model_path, tmp_path, capsys):

@@ -337,6 +337,18 @@ def test_max_pixels_refuses_large_images_only(tiny_model_path, real_jpegs, tmp_p
     assert "coloured 1, skipped 0, failed 1" in out  # the summary line, without -q
 
 
+def test_every_symlink_in_a_folder_run_is_coloured_or_counted_as_skipped_by_name(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("L", (8, 8)).save(folder / "a.png")
+    (folder / "b.png").symlink_to(folder / "a.png")
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    jobs, outcomes = plan_jobs([folder], tmp_path / "out", overwrite=False, skip_existing=False)
+    assert [job.source.name for job in jobs] == ["a.png"]
+    assert sorted((Path(o.source).name, o.status) for o in outcomes) == [("b.png", "skipped"), ("loop", "skipped")]
+    assert all(o.notes == [o.message] and o.message.startswith(o.source + ": ") for o in outcomes)
+
+
 def test_an_output_that_a_symlink_would_lead_outside_the_output_folder_is_refused(tmp_path):
     from galcolor.inference.pipeline import plan_jobs
 

@@ -1,11 +1,15 @@
 """FITS in, FITS out: the colour planes keep the input's sky coordinates."""
 
+import io
+
 import numpy as np
+import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 from PIL import Image
 
 from galcolor.app.cli import main
+from galcolor.io.fits_output import fits_bytes
 
 
 def _fits_with_wcs(path, shape=(40, 56)):
@@ -45,3 +49,38 @@ def test_fits_output_keeps_the_wcs_and_the_orientation(tiny_model_path, tmp_path
     brightness = cube.mean(axis=0)
     assert brightness[20, 28] > brightness[5, 5] + 0.2
     assert brightness[35, 50] > 0.9  # the star, still in its FITS row
+
+
+def _header(cards: dict) -> fits.Header:
+    header = fits.Header()
+    header.update({"NAXIS": 2, "NAXIS1": 56, "NAXIS2": 40, **cards})
+    return header
+
+
+TAN = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 27.79, "CRVAL2": 0.0167, "CRPIX1": -2035.5, "CRPIX2": -3257.5}
+
+
+@pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")  # the inputs' deprecated forms, read here for the comparison
+@pytest.mark.parametrize("cards", [
+    {**TAN, "CD1_1": -7.3e-5, "CD1_2": 1e-7, "CD2_1": 0.0, "CD2_2": 7.3e-5, "RADECSYS": "ICRS", "EQUINOX": 2000.0},  # SDSS, DES: a CD matrix
+    {**TAN, "CDELT1": 6.9e-5, "CDELT2": 6.9e-5, "PC001001": -1.0, "PC001002": 0.0, "PC002001": 0.0, "PC002002": 1.0},  # Pan-STARRS
+    {**TAN, "CD1_1": -7.3e-5, "CD2_2": 7.3e-5, "PV1_1": 1.0, "PV2_1": 1.0, "PV2_4": 2e-3, "PV2_7": 1e-4},  # SCAMP's TPV under TAN
+])
+def test_the_fits_output_carries_the_inputs_own_wcs_keywords(cards):
+    """Not astropy's rewriting of them (CD as PC + CDELT, RADESYS, LONPOLE, MJDREF added): the input's
+    cards, and its positions, read as a user would; a PV distortion, which astropy cannot take into a
+    cube's celestial axes ("NULL error object in wcslib"), comes with the colour planes as 2-D images."""
+    header = _header(cards)
+    data, notes = fits_bytes(np.zeros((40, 56, 3), np.uint8), header)
+    with fits.open(io.BytesIO(data)) as hdul:
+        headers = [hdu.header for hdu in hdul]
+        assert [hdu.name for hdu in hdul] == (["PRIMARY", "RED", "GREEN", "BLUE"] if "PV2_4" in cards else ["PRIMARY"])
+    y, x = np.mgrid[0:40, 0:56]
+    for written in headers:
+        assert {key: written[key] for key in cards if key not in ("NAXIS1", "NAXIS2")} == {k: v for k, v in cards.items()}
+        wcs_keys = {"WCSAXES", "LONPOLE", "LATPOLE", "MJDREF", "RADESYS", "CDELT1", "PC1_1", "DATEREF", "MJD-OBS"}
+        assert not {key for key in written if key in wcs_keys} - set(cards)  # nothing the input did not have
+        wcs_out = WCS(written)
+        wcs_out = wcs_out.celestial if wcs_out.naxis > 2 else wcs_out
+        np.testing.assert_allclose(wcs_out.all_pix2world(x, y, 0), WCS(header).all_pix2world(x, y, 0), rtol=0, atol=1e-9)
+    assert ("RADECSYS" in cards or "PC001001" in cards) == any("needed fixing" in note for note in notes)

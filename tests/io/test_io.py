@@ -455,9 +455,14 @@ def test_decoded_pixels_stay_as_decoded_and_bands_match_the_whole(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "c.png").rgb, rgb8 / np.float32(255))
 
 
-def test_fits_constant_image_is_black(tmp_path):
-    rgb = read_image(write_fits(tmp_path / "k.fits", fits.PrimaryHDU(np.full((5, 5), 7.0)))).rgb
-    assert (rgb == 0).all()
+def test_fits_with_no_signal_is_refused_with_its_reason(tmp_path):
+    """A constant, all-zero or all-negative frame was an all-black PNG reported as coloured (#30)."""
+    assert_input_error(write_fits(tmp_path / "k.fits", fits.PrimaryHDU(np.full((5, 5), 7.0))), "every finite pixel is 7 (a blank frame)")
+    assert_input_error(write_fits(tmp_path / "z.fits", fits.PrimaryHDU(np.zeros((64, 64), np.float32))), "every finite pixel is 0")
+    magnitudes = -2.5 * np.log10(galaxy(64, 64))  # counts above 1: every value negative, the galaxy the most
+    assert_input_error(write_fits(tmp_path / "m.fits", fits.PrimaryHDU(magnitudes)), "no pixel is above 0")
+    on_sky = np.where(galaxy(64, 64) > 150, magnitudes, 0.0).astype(np.float32)  # a magnitude map on a zero sky
+    assert_input_error(write_fits(tmp_path / "s.fits", fits.PrimaryHDU(on_sky)), "image has no signal")
 
 
 def test_fits_sparse_stars_still_visible(tmp_path):
@@ -612,6 +617,30 @@ def test_find_inputs_symlinks(tmp_path):
     assert sorted(rel.as_posix() for _, rel in found) == ["a", "link"]
     _, missing = find_inputs([root / "broken.jpg"])
     assert missing == [root / "broken.jpg"]
+
+
+def test_find_inputs_follows_symlinked_files_and_folders_and_names_what_it_skips(tmp_path):
+    """A linked folder was never searched, and a link to another input vanished from the counts (#30)."""
+    root = tmp_path / "in"
+    touch(root / "a.jpg")
+    os.symlink(root / "a.jpg", root / "0-alias.jpg")  # sorts first; the file keeps its own name
+    touch(root / "real" / "c.png")
+    os.symlink(root / "real", root / "also-real")  # a folder searched already
+    os.symlink(root, root / "real" / "loop")  # a loop
+    touch(tmp_path / "elsewhere" / "d.fits")
+    os.symlink(tmp_path / "elsewhere", root / "linked")  # a folder outside: searched through the link
+    os.symlink(tmp_path / "gone", root / "gone-folder")
+    os.symlink(tmp_path / "gone.png", root / "gone.png")
+    skipped = []
+    found, missing = find_inputs([root], skipped=skipped)
+    assert [rel.as_posix() for _, rel in found] == ["a", "linked/d", "real/c"] and missing == []
+    assert found[1][0] == root / "linked" / "d.fits"
+    reasons = {path.name: why for path, why in skipped}
+    assert set(reasons) == {"0-alias.jpg", "also-real", "loop", "gone-folder", "gone.png"}
+    assert "already an input as" in reasons["0-alias.jpg"] and str(root / "a.jpg") in reasons["0-alias.jpg"]
+    assert "already searched" in reasons["also-real"] and "a loop" in reasons["loop"]
+    assert "does not exist" in reasons["gone.png"] and "does not exist" in reasons["gone-folder"]
+    assert all(why.startswith(str(path) + ": ") and "\n" not in why for path, why in skipped)
 
 
 # --- output paths and writing -------------------------------------------------------------------

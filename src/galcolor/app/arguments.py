@@ -63,7 +63,8 @@ def _add_colorize(commands) -> None:
         help="colour images or folders of images",
         description="Colour images from their lightness alone. JPEG, PNG (8/16-bit, grey, RGB, RGBA, palette), TIFF, BMP, GIF, WebP and FITS "
         "(also .fits.gz and fpack .fz) are read; a colour input is reduced to its L first. Each output is OUT_DIR/<relative path>.png at "
-        "the input's own size; an OUT_DIR inside an input folder is not searched for inputs. " + FITS_STRETCH_HELP
+        "the input's own size; an OUT_DIR inside an input folder is not searched for inputs; symbolic links are followed, and each "
+        "one skipped (a second route to an input, a loop, a broken link) is counted and named. " + FITS_STRETCH_HELP
         + " 32-bit integer TIFFs beyond 16-bit range and floating-point TIFFs beyond [0, 1] hold linear data too, and are stretched the same way.",
     )
     colorize.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders (searched recursively)")
@@ -78,7 +79,10 @@ def _add_colorize(commands) -> None:
                           help="also write <stem>.uncertainty.png and .npy: how unsure the colour is, in ab units (classification models, and models with an error head "
                                f"such as the shipped one; images up to {TILE} px a side)")
     colorize.add_argument("--fits", action="store_true",
-                          help="also write <stem>.fits: the colour planes as a cube that reads as [0, 1] (8-bit levels, BSCALE 1/255), keeping a FITS input's WCS")
+                          help="also write <stem>.fits: the colour planes as a cube that reads as [0, 1] (8-bit levels, BSCALE 1/255), with a FITS "
+                               "input's celestial WCS as its own keywords (positions checked to 0.01\"); a WCS with a SIP or PV (TPV) distortion, "
+                               "which astropy reads in 2-D images only, comes with the planes as 2-D extensions RED, GREEN, BLUE instead. SIP keywords under "
+                               "a CTYPE without -SIP are no part of the WCS (FITS standard) and are left out; notes like this are in --report")
     colorize.add_argument("--seed", type=int, default=0, help="seed of the --samples draws (default: 0)")
     colorize.add_argument("--sample-temperature", type=_positive_float, default=1.0, metavar="T",
                           help="draw --samples from the distribution sharpened by T: 1 (default) as trained, below 1 narrower and nearer the best guess")
@@ -91,7 +95,8 @@ def _add_colorize(commands) -> None:
     hints.add_argument("--colour-from", type=Path, default=None, metavar="REF",
                        help="take the galaxy's mean colour from REF, a colour image of the same galaxy (any size or survey); or from a list "
                             "file (.csv or .txt) of INPUT,REFERENCE lines giving each input its own (inputs not in it use the stage's estimate)")
-    colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file")
+    colorize.add_argument("--report", type=Path, default=None, help="write every file's outcome to this JSON file (status, message, what decided the colour, and "
+                          "notes: a FITS header astropy had to fix, a symbolic link skipped)")
     colorize.add_argument("--science", type=Path, default=None, metavar="REPORT.csv",
                           help="write what each image's colour says to this CSV, one row per input: integrated a*, b*, P(red galaxy), "
                                f"bulge-minus-disk b*, star-forming regions and their area (docs/science.md; images up to {TILE} px a side)")

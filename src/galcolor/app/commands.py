@@ -122,6 +122,9 @@ def _colorize_share(args) -> int:
     failures = [o for o in outcomes if o.status == "failed"]
     for outcome in failures:
         print(f"galcolor: {outcome.message}", file=sys.stderr)
+    if not (args.quiet or args.json):  # quiet, they are in --report and --json
+        for note in (note for outcome in outcomes for note in outcome.notes):
+            print(f"galcolor: note: {note}", file=sys.stderr)
     _say(args, f"coloured {counts['coloured']}, skipped {counts['skipped']}, failed {counts['failed']} "
          f"in {seconds:.1f} s ({summary['images_per_s']} images/s) -> {args.out}")
     if args.uncertainty and counts["coloured"]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io as io_module
 import queue
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
@@ -25,10 +24,11 @@ from .diversity import extra_outputs
 from .interrupts import first_interrupt_only
 from .science_outputs import MAP_SUFFIX, science_of, write_maps
 from ..io.fits_output import write_fits_rgb
+from .outputs import beside as _beside, write_outputs, written
 from .bands import lab_bands
 from .predict import TILE, Verdict
 from ..io.decode import DEFAULT_MAX_PIXELS, DecodedImage, read_image
-from ..io.atomic import FOLDER_PNG_LEVEL, PngRowWriter, atomic_output, atomic_write_bytes, write_png
+from ..io.atomic import FOLDER_PNG_LEVEL, PngRowWriter, atomic_output
 from ..io.paths import find_inputs, output_path
 
 
@@ -40,6 +40,7 @@ class FileOutcome:
     message: str = ""
     colour: dict | None = None  # what decided the colour (predict.Verdict): survey and probability, caution, galaxy colour
     science: dict | None = None  # what the colour says (science.ScienceReading), with --science; {"unread": why} where it was not read
+    notes: list[str] = field(default_factory=list)  # what the user should know of an input coloured or skipped, one line each
 
 
 def colour_note(verdict: Verdict) -> str:
@@ -74,11 +75,6 @@ class Extras:
             [".uncertainty.npy", ".uncertainty.png"] if self.uncertainty else [])
 
 
-def _beside(path: Path, suffix: str) -> Path:
-    stem = path.with_suffix("")
-    return stem.with_name(stem.name + suffix)
-
-
 @dataclass
 class Job:
     source: Path
@@ -91,8 +87,10 @@ def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip
               extras: Extras | None = None) -> tuple[list[Job], list[FileOutcome]]:
     """Map inputs to outputs, refusing what would lose data: writing over an input, or two inputs onto one output.
     With skip_existing, a file is skipped only when its PNG and every extra asked for exist."""
-    found, missing = find_inputs(inputs, out_dir)
+    left_out: list[tuple[Path, str]] = []  # links followed to an input already, loops, broken links
+    found, missing = find_inputs(inputs, out_dir, left_out)
     outcomes = [FileOutcome(str(p), None, "failed", f"{p}: no such file or folder") for p in missing]
+    outcomes += [FileOutcome(str(p), None, "skipped", why, notes=[why]) for p, why in left_out]
     jobs, claimed = [], {}
     sources = {source.resolve(): source for source, _ in found}
     out_root = Path(out_dir).resolve()
@@ -193,7 +191,7 @@ _LARGE_IMAGES = threading.Lock()  # one streamed image at a time: their working 
 
 
 def _colour_one(job: Job, replicas: queue.SimpleQueue, max_pixels: int, extras: Extras | None, compress_level: int,
-                stop: threading.Event | None = None) -> tuple[Verdict | None, dict | None]:
+                stop: threading.Event | None = None) -> tuple[Verdict | None, dict | None, tuple[str, ...]]:
     if job.hint_error:
         raise GalcolorError(job.hint_error)
     decoded = read_image(job.source, max_pixels=max_pixels)
@@ -205,27 +203,27 @@ def _colour_one(job: Job, replicas: queue.SimpleQueue, max_pixels: int, extras: 
             with _LARGE_IMAGES:
                 if stop is not None and stop.is_set():  # waited for the lock while the run was being stopped
                     raise Stopped("interrupted")
-                _write_streamed(job.output, decoded, model, extras, compress_level, stop, verdicts)
-            return (verdicts[0] if verdicts else None), _unread(extras, f"science is read on images up to {TILE} px a side")
+                return _write_streamed(job.output, decoded, model, extras, compress_level, stop, verdicts)
         lab, _ = colorize_lab(decoded.rgb, model, verdicts)
         extra, problem = _extra_arrays(job, lab, model, extras)
     finally:
         replicas.put(replica)
     verdict = verdicts[0] if verdicts else None
-    science = _science(job, model, lab, verdict, extras, decoded)
+    science, notes = _science(job, model, lab, verdict, extras, decoded)
     header = decoded.fits_header if extras and extras.fits else None
-    _write_outputs(job.output, lab_array_to_rgb8(lab), extra, problem, bool(extras and extras.fits), header, compress_level)
-    return verdict, science
+    notes += write_outputs(job.output, lab_array_to_rgb8(lab), extra, problem, bool(extras and extras.fits), header, compress_level)
+    return verdict, science, notes
 
 
-def _science(job: Job, model: LoadedModel, lab, verdict: Verdict | None, extras: Extras | None, decoded: DecodedImage) -> dict | None:
-    """The image's science reading, its maps written (before the PNG, as every extra is)."""
+def _science(job: Job, model: LoadedModel, lab, verdict: Verdict | None, extras: Extras | None,
+             decoded: DecodedImage) -> tuple[dict | None, tuple[str, ...]]:
+    """The image's science reading, its maps written (before the PNG, as every extra is), and the
+    notes about a FITS input's header that writing its map gave."""
     if extras is None or not (extras.science or extras.science_maps):
-        return None
+        return None, ()
     reading, labels = science_of(model, lab, verdict)
-    if extras.science_maps:
-        write_maps(job.output, labels, decoded.fits_header)
-    return reading.as_dict()
+    notes = write_maps(job.output, labels, decoded.fits_header) if extras.science_maps else ()
+    return reading.as_dict(), notes
 
 
 def _unread(extras: Extras | None, why: str) -> dict | None:
@@ -239,12 +237,13 @@ def for_job(model: LoadedModel, job: Job) -> LoadedModel:
 
 def _settled(job: Job, work: Future | Callable[..., tuple], bar, *args) -> FileOutcome:
     """The outcome of a job's work: a future, or a function run here with args; each returns the
-    image's Verdict where it was coloured, and its science reading where one was asked for."""
+    image's Verdict where it was coloured, its science reading where one was asked for, and notes."""
     try:
-        verdict, science = work.result() if isinstance(work, Future) else work(*args)
+        verdict, science, notes = work.result() if isinstance(work, Future) else work(*args)
         note = colour_note(verdict) if isinstance(verdict, Verdict) else ""
         outcome = FileOutcome(str(job.source), str(job.output), "coloured", note,
-                              verdict.as_dict() if isinstance(verdict, Verdict) else None, science)
+                              verdict.as_dict() if isinstance(verdict, Verdict) else None, science,
+                              [f"{job.source}: {text}" for text in dict.fromkeys(notes)])
         if note:
             bar.set_postfix_str(f"{job.source.name}: {note}", refresh=False)
     except InputError as err:  # the input could not be read: no output was attempted
@@ -256,11 +255,12 @@ def _settled(job: Job, work: Future | Callable[..., tuple], bar, *args) -> FileO
 
 
 def _write_streamed(path: Path, decoded: DecodedImage, model: LoadedModel, extras: Extras | None, compress_level: int,
-                    stop: threading.Event | None = None, verdicts: list[Verdict] | None = None) -> tuple[Verdict | None, dict | None]:
+                    stop: threading.Event | None = None, verdicts: list[Verdict] | None = None) -> tuple[Verdict | None, dict | None, tuple]:
     """Colour a large image band by band of rows into a PNG written as the bands arrive: memory
     holds the decoded pixels, one row of tiles and (for a cautious model) ab as float16."""
     height, width = decoded.shape
     keep = np.empty((height, width, 3), np.uint8) if extras and extras.fits else None  # FITS output needs the whole image
+    notes: tuple[str, ...] = ()
     with atomic_output(path) as tmp, open(tmp, "wb") as file:
         png = PngRowWriter(file, width, height, compress_level=compress_level)
         for top, lab in lab_bands(model, decoded.rgb_rows, height, width, stop=stop, verdicts=verdicts):
@@ -270,11 +270,11 @@ def _write_streamed(path: Path, decoded: DecodedImage, model: LoadedModel, extra
                 if keep is not None:
                     keep[top + start : top + start + len(rgb8)] = rgb8
         png.close()
-        if keep is not None:  # before the PNG is in place, as _write_outputs does
-            write_fits_rgb(_beside(path, ".fits"), keep, decoded.fits_header)
+        if keep is not None:  # before the PNG is in place, as write_outputs does
+            notes = write_fits_rgb(_beside(path, ".fits"), keep, decoded.fits_header)
     if extras and (extras.samples or extras.uncertainty):  # the colour is written; only the extras are refused
         raise GalcolorError(f"{decoded.source}: coloured, but --samples and --uncertainty work on images up to {TILE} px a side")
-    return (verdicts[0] if verdicts else None), _unread(extras, f"science is read on images up to {TILE} px a side")
+    return (verdicts[0] if verdicts else None), _unread(extras, f"science is read on images up to {TILE} px a side"), notes
 
 
 _OUTPUT_BAND = 128
@@ -331,9 +331,9 @@ def _colorize_in_batches(jobs, model, max_pixels, batch_size, workers, extras, c
             predicted = colorize_lab_batch([decoded.rgb for _, decoded in batch], batch_model, verdicts)
             for (job, decoded), lab, verdict in zip(batch, predicted, verdicts):
                 extra, problem = _extra_arrays(job, lab, batch_model, extras)
-                science = _science(job, batch_model, lab, verdict, extras, decoded)
+                science, notes = _science(job, batch_model, lab, verdict, extras, decoded)
                 header = decoded.fits_header if extras and extras.fits else None
-                writes.append((job, pool.submit(_written, (verdict, science), job.output, lab_array_to_rgb8(lab), extra, problem,
+                writes.append((job, pool.submit(written, (verdict, science, notes), job.output, lab_array_to_rgb8(lab), extra, problem,
                                                 bool(extras and extras.fits), header, compress_level)))
             finish_writes(limit=workers)
         finish_writes(limit=0)
@@ -344,11 +344,6 @@ def _read_for(job: Job, max_pixels: int) -> DecodedImage:
     if job.hint_error:
         raise GalcolorError(job.hint_error)
     return read_image(job.source, max_pixels=max_pixels)
-
-
-def _written(result: tuple, *args) -> tuple:
-    _write_outputs(*args)
-    return result
 
 
 def in_job_order(outcomes: Sequence[FileOutcome], jobs: Sequence[Job]) -> list[FileOutcome]:
@@ -364,25 +359,6 @@ def _extra_arrays(job: Job, lab, model: LoadedModel, extras: Extras | None) -> t
         return extra_outputs(model, lab, extras.samples, extras.uncertainty, extras.seed, extras.sample_temperature), None
     except GalcolorError as err:
         return {}, f"{job.source}: coloured, but {err}"
-
-
-def _write_outputs(path: Path, rgb8, extra: dict, problem: str | None, fits: bool = False, header=None,
-                   compress_level: int = FOLDER_PNG_LEVEL) -> None:
-    """The extras (same stem), then the coloured PNG, each atomically: a PNG on disk means its
-    extras were written before it, whatever stopped the run."""
-    if fits:
-        write_fits_rgb(_beside(path, ".fits"), rgb8, header)
-    for suffix, array in extra.items():
-        target = _beside(path, suffix)
-        if suffix.endswith(".npy"):
-            buffer = io_module.BytesIO()
-            np.save(buffer, array)
-            atomic_write_bytes(target, buffer.getvalue())
-        else:
-            write_png(target, array)
-    write_png(path, rgb8, compress_level)
-    if problem:
-        raise GalcolorError(problem)
 
 
 def outcomes_as_dicts(outcomes: Sequence[FileOutcome]) -> list[dict]:

@@ -48,12 +48,13 @@ def science_sentence(reading: ScienceReading) -> str:
     return "What the colour says: " + "; ".join(parts) + "."
 
 
-def write_maps(png_path: Path, labels: np.ndarray, fits_header=None) -> None:
+def write_maps(png_path: Path, labels: np.ndarray, fits_header=None) -> tuple[str, ...]:
     """The star-forming regions beside the coloured PNG: white on black, and as FITS labels where the
-    input was FITS (its header given), with its world coordinates."""
+    input was FITS (its header given), with its world coordinates; returns the notes about that header."""
     write_png(_beside(png_path, MAP_SUFFIX), np.where(labels > 0, 255, 0).astype(np.uint8))
-    if fits_header is not None:
-        write_fits_labels(_beside(png_path, FITS_MAP_SUFFIX), labels, fits_header, "star-forming region")
+    if fits_header is None:
+        return ()
+    return write_fits_labels(_beside(png_path, FITS_MAP_SUFFIX), labels, fits_header, "star-forming region")
 
 
 def science_table(outcomes: Sequence) -> str:

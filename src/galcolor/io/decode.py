@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import struct
 import threading
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,24 +14,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
+from .fits_wcs import astropy_quiet
+from .stretch import FITS_STRETCH_HELP, asinh_lightness, read_frame, stretch_frame  # noqa: F401  (the CLI's help reads FITS_STRETCH_HELP here)
 
 if TYPE_CHECKING:  # astropy is slow to import; only FITS inputs pay for it
     import astropy.io.fits
 
 
 DEFAULT_MAX_PIXELS: int = 200_000_000
-
-_ASINH_A = 0.1
-
-_TOP_PERCENTILE = 99.9
-
-FITS_STRETCH_HELP: str = (
-    "FITS data become lightness by subtracting the sky (median of the finite pixels), clipping below 0, "
-    f"dividing by the {_TOP_PERCENTILE}th percentile of the result (its maximum if that percentile is 0) "
-    f"and applying asinh(x/{_ASINH_A})/asinh(1/{_ASINH_A}) (astropy AsinhStretch, a={_ASINH_A}), so values "
-    "lie in [0, 1] and NaN/Inf pixels are black. The first HDU holding an image is used (the first 2-D plane "
-    "of a cube), flipped so it appears the way DS9 shows it (row 1 at the bottom)."
-)
 
 # Channels of a "grey" RGB file may differ by one 8-bit level (JPEG rounding); the epsilon
 # absorbs float32 error when comparing against exactly 1/255.
@@ -238,7 +227,7 @@ def pil_pixels(img: Image.Image, source: str | Path = "image") -> tuple[np.ndarr
 
 def linear_lightness(source: str | Path, values: np.ndarray) -> np.ndarray:
     height, width = values.shape
-    return _asinh_lightness(Path(source), lambda top, bottom: values[top:bottom], height, width)
+    return asinh_lightness(Path(source), lambda top, bottom: values[top:bottom], height, width)
 
 
 def _scaled(arr: np.ndarray, full_scale: int) -> np.ndarray:
@@ -268,13 +257,11 @@ def _has_colour(pixels: np.ndarray) -> bool:
 
 def _read_fits(path: Path, max_pixels: int, limit_name: str) -> DecodedImage:
     from astropy.io import fits
-    from astropy.utils.exceptions import AstropyWarning
 
     try:
         # Non-standard headers are common in archives and astropy still reads them; its
-        # verification warnings would only clutter the CLI output.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AstropyWarning)
+        # verification warnings (and log lines, on stdout) would only clutter the CLI output.
+        with astropy_quiet():
             # .section reads only the rows asked for, so a large frame is read band by band and a
             # cube is never loaded whole. Not memory-mapped: each page of a map that has been read
             # stays resident while the map is open (the whole frame by the end), and astropy
@@ -295,11 +282,12 @@ def _read_fits(path: Path, max_pixels: int, limit_name: str) -> DecodedImage:
                     return np.asarray(hdu.section[(*plane, slice(top, bottom), slice(None))], dtype=np.float32)
 
                 try:
-                    lightness = _asinh_lightness(path, rows, header["NAXIS2"], header["NAXIS1"])
+                    frame = read_frame(rows, header["NAXIS2"], header["NAXIS1"])
                 except (ValueError, OSError, EOFError) as e:  # a short file shows up as a reshape error
                     reason = f"pixel data unreadable, file cut short? ({_one_line(e, 60)})"
                     raise InputError(path, f"truncated or corrupt FITS data: {reason}") from None
                 header = header.copy()
+        lightness = stretch_frame(path, frame)  # outside the lock: another thread may read meanwhile
     except InputError:
         raise
     except MemoryError:
@@ -319,48 +307,6 @@ def _first_image_hdu(hdul, image_types):
         if naxis >= 2 and all(header.get(f"NAXIS{i}", 0) > 0 for i in range(1, naxis + 1)):
             return hdu
     return None
-
-
-_FITS_BAND = 512  # rows per read: a band's float temporaries stay small beside the frame itself
-
-
-def _asinh_lightness(path: Path, rows, height: int, width: int) -> np.ndarray:
-    """Float32 lightness in [0, 1] as FITS_STRETCH_HELP describes (for FITS frames and linear
-    TIFFs); non-finite pixels are 0.
-    `rows(top, bottom)` reads float32 rows of the frame: the frame itself is never held whole."""
-    from astropy.visualization import AsinhStretch, ManualInterval
-
-    # One float32 copy of the finite pixels is all the statistics need: the median and the
-    # percentile then partition it in place instead of making their own copies.
-    values, count = np.empty(height * width, np.float32), 0
-    for top in range(0, height, _FITS_BAND):
-        band = rows(top, top + _FITS_BAND)
-        finite = band[np.isfinite(band)]
-        values[count : count + finite.size] = finite
-        count += finite.size
-    if count == 0:
-        raise InputError(path, "image has no finite pixels")
-    values = values[:count]
-    with np.errstate(over="ignore", invalid="ignore"):
-        sky = np.median(values, overwrite_input=True)
-        top = np.percentile(values, _TOP_PERCENTILE, overwrite_input=True) - sky
-        if not top > 0:  # sparse images: >99.9% of pixels at sky level, yet some stars
-            top = values.max() - sky
-    del values
-    out = np.zeros((height, width), dtype=np.float32)
-    if top > 0 and np.isfinite(top):  # a constant image stays black instead of dividing by 0
-        stretch = AsinhStretch(a=_ASINH_A) + ManualInterval(0.0, top)
-        # astropy 8 maps the top of the interval to 0.99999994 in float32, not 1: rescale so the
-        # brightest pixels are white whatever astropy's rounding.
-        white = float(stretch(np.array([top], np.float32), clip=True)[0])
-        for start in range(0, height, _FITS_BAND):
-            band = rows(start, start + _FITS_BAND)
-            finite = np.isfinite(band)
-            stretched = out[start : start + _FITS_BAND]
-            with np.errstate(over="ignore", invalid="ignore"):
-                stretched[finite] = stretch(band[finite] - sky, clip=True) / np.float32(white)
-            np.clip(np.nan_to_num(stretched, copy=False, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0, out=stretched)
-    return out
 
 
 """zlib level of `galcolor colorize`'s PNGs: on 256x256 SDSS galaxies coloured by the shipped
