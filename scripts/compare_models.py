@@ -7,13 +7,15 @@ it, or `-` for one no model was trained on) or `PATH=SURVEY:all` (every image, f
 Each MODEL is `NAME=FILE`; the first is the candidate. `--full-strength` scores every model with caution
 off at saturation 1 as well; `--true-colour-hint` also scores every model given each galaxy's true
 flux-weighted mean colour as its hint, at full strength (an oracle: how much of the error the galaxy's colour
-holds, and how well each lays out a colour it is told). `--saturations` scores the candidate at other saturations: how its saturation per survey is chosen.
+holds, and how well each lays out a colour it is told). `--layout` also prints how each lays the colour out inside the
+galaxy (best with `--true-colour-hint --only spirals`: layout alone, where star-forming regions are). `--saturations` scores the candidate at other saturations: how its saturation per survey is chosen.
 
     python scripts/compare_models.py new=new.safetensors three=prev-three.safetensors sdss=prev-sdss.safetensors \
         --sets ../shared/data/sdss-gz2=sdss ../shared/data/sdss-more=sdss ../shared/data/decals=decals [--json OUT.json]
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -29,6 +31,7 @@ from galcolor.models.galaxy_colour import flux_weighted_mean
 from galcolor.training.data import load_split
 
 COLUMNS = ("de00_fg", "colour_r", "dcf")
+LAYOUT_COLUMNS = ("gradient_err", "sf_recall", "sf_precision", "sf_precision_at_recall", "excess_rank")
 LOWER_IS_BETTER = {"de00_fg": True, "colour_r": False, "dcf": True}
 
 
@@ -66,6 +69,10 @@ def main() -> int:
     parser.add_argument("--saturations", type=float, nargs="+", default=(), metavar="F",
                         help="also score the candidate at each of these saturations, for every survey alike (caution kept): "
                              "how a saturation per survey is chosen")
+    parser.add_argument("--layout", action="store_true",
+                        help="also print the colour's layout inside each galaxy: bulge-minus-disk gradient_err, star-forming "
+                             "regions (best-F1 recall and precision, precision at recall 0.3) and excess_rank (docs/science.md)")
+    parser.add_argument("--only", choices=("spirals", "non_spirals"), help="score only the sets' spirals (or non-spirals)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
     models = [(name, load_model(path)) for name, path in args.models]
@@ -77,20 +84,25 @@ def main() -> int:
             chosen += [(f"{name} full", model.with_style(0.0, 1.0)) for name, model in models]
         chosen += [(f"{candidate} at {value:g}", models[0][1].with_style(saturation=value)) for value in args.saturations]
         dataset = load_split(path, split, progress=False)
-        images = [image.permute(1, 2, 0).numpy() for image in dataset.images]
+        keep = [i for i, label in enumerate(dataset.labels) if args.only is None or label == (1 if args.only == "spirals" else 0)]
+        images = [dataset.images[i].permute(1, 2, 0).numpy() for i in keep]
+        labels, relatives = [dataset.labels[i] for i in keep], [str(dataset.relatives[i]) for i in keep]
         methods = methods_for(chosen)
         if args.true_colour_hint:
             methods += [true_colour_method(name, model, images) for name, model in models]
-        summaries = score_images(images, dataset.labels, [str(r) for r in dataset.relatives], methods, progress=False).summaries
-        key = f"{path.name}={survey or '-'}:{split}"
+        # Uncertainty and (without --layout) the science are not in the table: not computed, a large share of the time.
+        methods = [dataclasses.replace(method, spread=None) for method in methods]
+        summaries = score_images(images, labels, relatives, methods, progress=False, science=args.layout).summaries
+        key = f"{path.name}={survey or '-'}:{split}" + (f" {args.only}" if args.only else "")
+        columns = COLUMNS + (LAYOUT_COLUMNS if args.layout else ())
         results[key] = summaries
         names = [m.name for m in methods]
         print(f"\n{key}, {len(images)} images")
-        print("| method | " + " | ".join(COLUMNS) + " |")
-        print("|---|" + "---|" * len(COLUMNS))
+        print("| method | " + " | ".join(columns) + " |")
+        print("|---|" + "---|" * len(columns))
         for name in names:
             row = summaries.get(name, {})
-            print(f"| {name} | " + " | ".join(_cell(row.get(metric), metric) for metric in COLUMNS) + " |")
+            print(f"| {name} | " + " | ".join(_cell(row.get(metric), metric) for metric in columns) + " |")
         for name, _ in models[1:]:
             new, old = summaries[candidate]["de00_fg"], summaries[name]["de00_fg"]
             if new > old:
@@ -105,7 +117,7 @@ def main() -> int:
 def _cell(value, metric: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value:.3f}" if metric == "colour_r" else f"{value:.2f}"
+    return f"{value:.3f}" if metric in ("colour_r", "excess_rank") else f"{value:.2f}"
 
 
 if __name__ == "__main__":

@@ -69,6 +69,22 @@ def test_star_forming_regions_are_blue_compact_clumps_and_recall_and_precision_c
     assert summary["true_regions"] == 2
 
 
+def test_excess_rank_is_one_for_the_truth_zero_for_a_flat_colour_and_between_for_a_misplaced_clump():
+    """The threshold-free score: does the colour put bluer-than-around-it pixels where the truth does?"""
+    truth = _with_clumps(_galaxy(b_centre=10, b_edge=5), [(40, 30), (56, 66)])
+    flat = truth.copy()
+    flat[..., 1:] = np.where(truth[..., :1] > 15, 7.0, 0.0)
+    half = _with_clumps(_galaxy(b_centre=10, b_edge=5), [(40, 30), (48, 20)])  # one clump right, one invented
+    scores = []
+    for prediction in (truth, half, flat):
+        acc = ScienceAccumulator()
+        acc.add(truth, prediction)
+        scores.append(acc.summary()["excess_rank"])
+    assert scores[0] == pytest.approx(1.0)
+    assert scores[2] == 0.0
+    assert 0.0 < scores[1] < 0.9
+
+
 def test_a_uniformly_blue_galaxy_has_no_star_forming_regions():
     """Regions are bluer than the galaxy around them, not merely blue."""
     lab = _galaxy(b_centre=-20, b_edge=-20)

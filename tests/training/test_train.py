@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import galcolor.training.losses as losses_module
 import galcolor.training.trainer as train_module
 from galcolor.models.checkpoint import load_checkpoint
 from galcolor.color.lab import normalise_ab, normalise_lightness, rgb_to_lab
@@ -247,7 +248,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error(few_galaxies, tmp_path, mo
     def nan_loss(pred, target, lightness, sky_weight):
         return (pred * float("nan")).mean()
 
-    monkeypatch.setattr(train_module, "weighted_ab_loss", nan_loss)
+    monkeypatch.setattr(losses_module, "weighted_ab_loss", nan_loss)  # what the trainer's regression_loss calls
     run_dir = tmp_path / "run"
     with pytest.raises(GalcolorError) as err:
         train(few_galaxies, run_dir, TINY, QUICK, progress=False, log=quiet)
@@ -260,7 +261,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error(few_galaxies, tmp_path, mo
 
 def test_a_nan_in_a_later_epoch_keeps_the_last_good_checkpoint(few_galaxies, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real_loss = train_module.weighted_ab_loss
+    real_loss = losses_module.weighted_ab_loss
 
     def loss_that_breaks_in_epoch_2(pred, target, lightness, sky_weight):
         calls["n"] += 1
@@ -268,7 +269,7 @@ def test_a_nan_in_a_later_epoch_keeps_the_last_good_checkpoint(few_galaxies, tmp
         # epoch 1: 2 training steps + 1 validation batch; the 4th call is epoch 2's first step
         return loss * float("nan") if calls["n"] >= 4 else loss
 
-    monkeypatch.setattr(train_module, "weighted_ab_loss", loss_that_breaks_in_epoch_2)
+    monkeypatch.setattr(losses_module, "weighted_ab_loss", loss_that_breaks_in_epoch_2)
     run_dir = tmp_path / "run"
     with pytest.raises(GalcolorError) as err:
         train(few_galaxies, run_dir, TINY, QUICK, progress=False, log=quiet)

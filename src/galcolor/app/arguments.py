@@ -155,6 +155,11 @@ def _add_train(commands) -> None:
                        help="regress: ab by regression (see --ab-loss); classify: ab bins with class rebalancing (Zhang et al. 2016)")
     train.add_argument("--ab-loss", choices=("l1", "de00"), default=train_defaults.ab_loss,
                        help="regress: l1 (default) on ab, or de00, CIEDE2000 against the truth (the metric evaluate reports first)")
+    train.add_argument("--contrast-weight", type=_non_negative_float, default=train_defaults.contrast_weight,
+                       help="regress: weight of a layout loss beside --ab-loss: the colour's deviation from the galaxy's mean and its "
+                            "local contrast against the truth's, rare large deviations rebalanced (default: 0, none)")
+    train.add_argument("--contrast-rebalance-mix", type=_fraction_inclusive, default=train_defaults.contrast_rebalance_mix,
+                       help="λ of that rebalancing: 0 weighs deviations by their inverse share, 1 alike (default: 0.5)")
     train.add_argument("--rebalance-mix", type=float, default=train_defaults.rebalance_mix, help="classify: λ of the class rebalancing (default: 0.5)")
     train.add_argument("--adversarial-weight", type=_non_negative_float, default=train_defaults.adversarial_weight,
                        help="weight of a PatchGAN (pix2pix) term; 0 (default) trains without a discriminator")

@@ -147,7 +147,7 @@ def _train(args) -> int:
                                galaxy_colour_conditioned=args.condition_on_galaxy_colour)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, weight_decay=args.weight_decay,
-        sky_weight=args.sky_weight, ab_loss=args.ab_loss, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
+        sky_weight=args.sky_weight, ab_loss=args.ab_loss, contrast_weight=args.contrast_weight, contrast_rebalance_mix=args.contrast_rebalance_mix, val_fraction=args.val_fraction, seed=args.seed, max_images=args.max_images,
         num_threads=args.threads, rebalance_mix=args.rebalance_mix, adversarial_weight=args.adversarial_weight, init_from=str(args.init_from.resolve()) if args.init_from else None,
         augment=args.augment, folder_weights=tuple(args.folder_weights) if args.folder_weights else None,
         survey_names=tuple(args.surveys) if args.surveys else None, condition_on_survey=args.condition_on_survey,

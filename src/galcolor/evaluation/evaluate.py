@@ -63,20 +63,23 @@ def score_images(
     methods: Sequence[Method],
     examples: int = 0,
     progress: bool = True,
+    science: bool = True,
 ) -> Scored:
-    """Colour each (H, W, 3) uint8 image from its L alone with every method and score it."""
+    """Colour each (H, W, 3) uint8 image from its L alone with every method and score it; `science`
+    False leaves out what the colour means (regions, profiles: most of the time on a large set)."""
     accumulators = {m.name: MetricAccumulator() for m in methods}
-    science = {m.name: ScienceAccumulator() for m in methods}
+    accumulated = {m.name: ScienceAccumulator() for m in methods}
     calibration = {m.name: UncertaintyCalibration() for m in methods if m.spread is not None}
     chosen = set(np.linspace(0, len(images) - 1, num=min(examples, len(images)), dtype=int).tolist()) if examples else set()
-    scored = Scored({}, accumulators, science)
+    scored = Scored({}, accumulators, accumulated)
     for index, (rgb8, label) in enumerate(tqdm(list(zip(images, labels)), desc="scoring", unit="img", disable=not progress, leave=False)):
         rgb = torch.from_numpy(np.ascontiguousarray(rgb8, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]  # a copy: PIL arrays are read-only
         with torch.inference_mode():
             true_lab = rgb_to_lab(rgb)
         true_np = true_lab[0].permute(1, 2, 0).numpy()
-        true_regions = starforming_regions(true_np, TRUE_EXCESS)
-        scored.clumps.add(*true_regions, [lightness_clumps(true_np[..., 0], c) for c in CLUMP_CONTRASTS])
+        if science:
+            true_regions = starforming_regions(true_np, TRUE_EXCESS)
+            scored.clumps.add(*true_regions, [lightness_clumps(true_np[..., 0], c) for c in CLUMP_CONTRASTS])
         predictions = {}
         for method in methods:
             with torch.inference_mode():
@@ -86,7 +89,8 @@ def score_images(
             pred_np = pred_lab[0].permute(1, 2, 0).numpy()
             pred_rgb8 = lab_array_to_rgb8(pred_np)  # already in gamut: only converted
             accumulators[method.name].add(true_np, pred_np, rgb8, pred_rgb8, label)
-            science[method.name].add(true_np, pred_np, true_regions)
+            if science:
+                accumulated[method.name].add(true_np, pred_np, true_regions)
             if method.spread is not None:
                 with torch.inference_mode():
                     spread = method.spread(true_lab[:, :1])[0, 0].numpy()
@@ -95,7 +99,7 @@ def score_images(
         if index in chosen:
             scored.examples.append((names[index], predictions["gray"], predictions, rgb8))
     scored.summaries = {
-        name: {**acc.summary(), **science[name].summary(), **(calibration[name].summary() if name in calibration else {})}
+        name: {**acc.summary(), **(accumulated[name].summary() if science else {}), **(calibration[name].summary() if name in calibration else {})}
         for name, acc in accumulators.items()
     }
     return scored
@@ -107,7 +111,7 @@ def science_rows(scored: Scored) -> dict[str, dict[str, float]]:
 
 
 CLUMPS = "clumps of L"  # the colour-free baseline's row: star-forming regions from lightness alone
-SCIENCE_NAMES = ("gradient_err", "sf_recall", "sf_precision", "sf_precision_at_recall", "red_blue_auc", "sky_chroma",
+SCIENCE_NAMES = ("gradient_err", "sf_recall", "sf_precision", "sf_precision_at_recall", "excess_rank", "red_blue_auc", "sky_chroma",
                  "star_chroma", "true_star_chroma", "uncertainty_spearman")
 
 
@@ -179,6 +183,8 @@ def write_report(scored: Scored, report_dir: Path, context: dict, main_method: s
                  f"found in each prediction at blue excesses {', '.join(f'{t:g}' for t in PREDICTED_EXCESSES)} and, for `{CLUMPS}` (sees no colour), "
                  f"as compact bright clumps of L at contrasts {', '.join(f'{t:g}' for t in CLUMP_CONTRASTS)}; a region counts as found where one touches it; "
                  f"recall and precision at each method's best-F1 threshold, and `sf_precision_at_recall`: its best precision at recall ≥ {RECALL_FOR_PRECISION:g}; "
+                 "`excess_rank`: Spearman's rank correlation of the predicted blue excess with the true one over each galaxy's bright pixels, "
+                 "averaged over galaxies (threshold-free; 0 for a flat colour); "
                  "`red_blue_auc`: ROC AUC of the predicted integrated b* separating the truth's red galaxies from its blue ones (Otsu's split of the true integrated b*); "
                  "`sky_chroma`: mean chroma of sky pixels (true L ≤ 15, 4 px or more from any signal; the truth's own: "
                  f"{_fmt(scored.summaries[main_method].get('true_sky_chroma', math.nan), 'sky_chroma')}); "

@@ -5,7 +5,8 @@ and a neutral sky, each predicted against true, beside a baseline that sees no c
 Geometry always comes from the true lightness (prediction and truth share L), so both profiles are
 taken over exactly the same annuli. Regions are found in the truth at TRUE_EXCESS; a prediction's
 regions are found at each of PREDICTED_EXCESSES (a model's damped colour needs its own threshold),
-and the colour-free baseline's (bright compact clumps of L alone) at each of CLUMP_CONTRASTS.
+and the colour-free baseline's (bright compact clumps of L alone) at each of CLUMP_CONTRASTS. The
+threshold-free `excess_rank` ranks the predicted blue excess against the true one, pixel by pixel.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, stats
 from skimage.filters import threshold_otsu
 
 from ..inference.science import (
@@ -28,6 +29,8 @@ RECALL_FOR_PRECISION = 0.3  # precision is compared where each method first reac
 SKY_MARGIN = 4  # px: sky pixels lie at least this far from any signal pixel
 POINT_RADIUS = 2.5  # px: a point source's flux-weighted rms radius is at most this (SDSS seeing is about 1.5 px rms)
 POINT_PEAK_L = 40.0  # and its peak at least this bright
+FLAT_EXCESS = 1e-6  # b*: a blue excess that varies less than this over the galaxy is flat
+RANKED_PIXELS = 20  # excess_rank is taken on galaxies with at least this many bright (L > REGION_MIN_L) pixels
 __all__ = ["INNER", "OUTER", "RADIAL_EDGES", "TRUE_EXCESS", "ScienceAccumulator", "RegionTally", "lightness_clumps", "point_sources"]
 
 
@@ -124,6 +127,7 @@ class ScienceAccumulator:
     pred_b: list[float] = field(default_factory=list)
     sky_chroma: list[float] = field(default_factory=list)
     true_sky_chroma: list[float] = field(default_factory=list)
+    excess_ranks: list[float] = field(default_factory=list)  # per image: excess_rank_correlation
     star_chroma: list[float] = field(default_factory=list)  # mean chroma over each image's point sources
     true_star_chroma: list[float] = field(default_factory=list)
 
@@ -144,6 +148,8 @@ class ScienceAccumulator:
         true_labels, true_count = true_regions or starforming_regions(true_lab, TRUE_EXCESS)
         blue, galaxy = blue_excess(pred_lab, lightness), galaxy_mask(lightness)
         self.regions.add(true_labels, true_count, [regions_of(blue, lightness, t, galaxy) for t in PREDICTED_EXCESSES])
+        if galaxy is not None and (inside := galaxy & (lightness > REGION_MIN_L)).sum() >= RANKED_PIXELS:
+            self.excess_ranks.append(excess_rank_correlation(blue[inside], blue_excess(true_lab, lightness)[inside]))
         true_colour, pred_colour = integrated_colour(true_lab), integrated_colour(pred_lab)
         if true_colour is not None and pred_colour is not None:
             self.true_b.append(true_colour[1])
@@ -162,6 +168,7 @@ class ScienceAccumulator:
             "gradient_err": float(np.mean(self.gradient_errors)) if self.gradient_errors else float("nan"),
             **self.regions.summary(),
             "true_regions": self.regions.true_regions,
+            "excess_rank": float(np.mean(self.excess_ranks)) if self.excess_ranks else float("nan"),
             "red_blue_auc": red_blue_auc(self.true_b, self.pred_b),
             "sky_chroma": float(np.mean(self.sky_chroma)) if self.sky_chroma else float("nan"),
             "true_sky_chroma": float(np.mean(self.true_sky_chroma)) if self.true_sky_chroma else float("nan"),
@@ -174,6 +181,15 @@ class ScienceAccumulator:
             empty = np.full(len(RADIAL_EDGES) - 1, np.nan)
             return empty, empty
         return np.nanmean(np.stack(self.true_profiles), axis=0), np.nanmean(np.stack(self.pred_profiles), axis=0)
+
+
+def excess_rank_correlation(predicted: np.ndarray, true: np.ndarray) -> float:
+    """Spearman's rank correlation of the predicted blue excess with the true one over a galaxy's bright
+    pixels: does the colour put the bluer-than-around-them places where the truth has them, at any
+    threshold? 0 for a colour with no local contrast at all (flat, or grey)."""
+    if np.ptp(predicted) < FLAT_EXCESS or np.ptp(true) < FLAT_EXCESS:  # rounding noise is no layout
+        return 0.0
+    return float(stats.spearmanr(predicted, true).statistic)
 
 
 def red_threshold(true_b) -> float:

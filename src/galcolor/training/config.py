@@ -27,6 +27,11 @@ class TrainConfig:
     ab_loss: str = "l1"
     """Loss of a 'regress' head: 'l1' on ab, or 'de00', CIEDE2000 against the truth (the metric
     evaluate reports first)."""
+    contrast_weight: float = 0.0
+    """Weight of a regress head's layout loss (losses.contrast_loss: the colour's deviation from the
+    galaxy's mean and its local contrast, against the truth's) beside the colour loss; 0 trains without it."""
+    contrast_rebalance_mix: float = 0.5
+    """λ of that loss's rebalancing by the size of the true deviation: 0 weights by the inverse share, 1 not at all."""
     rebalance_mix: float = 0.5
     """λ of the class rebalancing of a 'classify' head: 0 weights by the inverse prior, 1 not at all."""
     val_fraction: float = 0.15
@@ -82,8 +87,10 @@ class TrainConfig:
             raise GalcolorError("the learning rate must be positive and the weight decay not negative")
         if self.adversarial_weight < 0.0:
             raise GalcolorError("adversarial_weight must not be negative")
-        if not 0.0 <= self.rebalance_mix <= 1.0:
-            raise GalcolorError("rebalance_mix must lie between 0 and 1")
+        if not 0.0 <= self.rebalance_mix <= 1.0 or not 0.0 <= self.contrast_rebalance_mix <= 1.0:
+            raise GalcolorError("rebalance_mix and contrast_rebalance_mix must lie between 0 and 1")
+        if self.contrast_weight < 0.0:
+            raise GalcolorError("contrast_weight must not be negative")
         if self.augment not in ("instrument", "none"):
             raise GalcolorError(f"unknown augmentation {self.augment!r}: choose instrument or none")
         if self.ab_loss not in ("l1", "de00"):

@@ -33,7 +33,7 @@ from .best_checkpoint import SELECTION_METRIC, BestCheckpoint, choose_temperatur
 from .config import TrainConfig
 from .data import epoch_order, lightness_lut, load_folders, training_batches
 from .inputs import NetworkInputs
-from .losses import weighted_ab_loss, weighted_de00_loss
+from .losses import regression_loss
 from .run_folder import Run, _lr_factor, _optimizer_from_tensors, _optimizer_to_tensors, _stored_configs, _write_log
 from .sharding import check_shareable, rank_share
 from .split import GalaxySet, survey_ids
@@ -80,8 +80,8 @@ def train(
     if train_config.crop % model_config.size_multiple:
         raise GalcolorError(f"--crop {train_config.crop} must be a multiple of {model_config.size_multiple} for this network "
                             f"(2**depth x working scale)")
-    if model_config.head == "classify" and train_config.ab_loss != "l1":
-        raise GalcolorError(f"--ab-loss {train_config.ab_loss} is for a regress head; a classify head learns from its bins' cross-entropy")
+    if model_config.head == "classify" and (train_config.ab_loss != "l1" or train_config.contrast_weight):
+        raise GalcolorError("--ab-loss and --contrast-weight are for a regress head; a classify head learns from its bins' cross-entropy")
     threads_before = torch.get_num_threads()
     if train_config.num_threads:
         torch.set_num_threads(train_config.num_threads)
@@ -208,10 +208,8 @@ class Trainer:
                 one_hot = F.one_hot(surveys, len(self.model_config.surveys)).float()
                 output, survey_logits = self.training_network(x, survey=one_hot, with_survey_logits=True, **told)
         if self.bins is None:
-            if self.config.ab_loss == "de00":
-                loss = weighted_de00_loss(output, lab, self.config.sky_weight)
-            else:
-                loss = weighted_ab_loss(output.float(), normalise_ab(lab[:, 1:]), lightness, self.config.sky_weight)
+            loss = regression_loss(output, lab, self.config.ab_loss, self.config.sky_weight, self.config.contrast_weight,
+                                   self.config.contrast_rebalance_mix)
         else:
             targets = self.bins.soft_encode(lab[:, 1:])
             sky = torch.where(lightness[:, 0] > SIGNAL_L, 1.0, self.config.sky_weight)
