@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# colour_r against the number of training galaxies (model card): nested subsets of sdss-more,
+# colour_r against the number of training galaxies (docs/model-history.md): nested subsets of sdss-more,
 # trained from scratch for the same number of steps (~2,450 of 16 images), each scored by its
 # last checkpoint on the same full held-out SDSS images (sdss-gz2 val and sdss-more val).
 # Usage: bash scripts/colour_r_curve.sh OUT_DIR   (about 30 min per point on a 2-core CPU)

@@ -1,4 +1,4 @@
-"""Draw the model card's colour_r curve from the runs of `scripts/colour_r_curve.sh`.
+"""Draw docs/model-history.md's colour_r curve from the runs of `scripts/colour_r_curve.sh`.
 
 Reads RUN_DIR/n*/scores.json (survey_table's figures), counts each run's training galaxies from
 its config.json, and plots colour_r (with its 95 % interval over the scored images) and de00_fg

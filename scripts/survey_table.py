@@ -1,4 +1,4 @@
-"""Per-survey quality of a model beside `gray` and `lut` on the same images: the model card's table.
+"""Per-survey quality of a model beside `gray` and `lut` on the same images: the per-survey table of docs/model-history.md.
 
 Each SET is `PATH=SURVEY` (SURVEY: the model's name for the survey that rendered PATH, or `-` for
 a survey it was not trained on) or `PATH=SURVEY:all` to score every image rather than the held-out

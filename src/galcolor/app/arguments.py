@@ -127,7 +127,7 @@ def _add_train(commands) -> None:
     train.add_argument("--working-scale", type=int, choices=(1, 2, 4), default=TRAIN_WORKING_SCALE,
                        help="U-Net: predict ab at 1/N of the side and refine it along the full-resolution L (chroma is smooth): "
                             "2 (default) trains 3.9x faster than 1, the full resolution of models before this option, "
-                            "at the same validation de00_fg on SDSS (model card)")
+                            "at the same validation de00_fg on SDSS (docs/model-history.md)")
     train.add_argument("--global-pathway", action="store_true",
                        help="U-Net: the decoder also sees the whole image's bottleneck features, averaged with each position weighted by "
                             "its luminance (a whole-galaxy view that a training crop and a whole frame give alike)")

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import GalcolorError
 
 # What `galcolor train` builds unless told otherwise: chroma at half the side trained 3.9x faster on
-# a 2-core CPU at the same validation de00_fg on SDSS (model card). ModelConfig's own default stays 1:
+# a 2-core CPU at the same validation de00_fg on SDSS (docs/model-history.md). ModelConfig's own default stays 1:
 # it is how a checkpoint or run folder from before working scales existed is read.
 TRAIN_WORKING_SCALE = 2
 

@@ -74,7 +74,7 @@ class GalaxyColourNet(nn.Module):
 
     canonical: it reads the canonical lightness the colour network sees (stretch-free) rather than
     the image's own L. The image's own L measured better on every survey's held-out galaxies
-    (SDSS r(b*) 0.743 against 0.683, model card): how bright a galaxy is rendered says something of its
+    (SDSS r(b*) 0.743 against 0.683, docs/model-history.md): how bright a galaxy is rendered says something of its
     colour that rank-matching removes."""
 
     def __init__(self, surveys: int = 1, width: int = 24, canonical: bool = False) -> None:
@@ -100,7 +100,7 @@ class GalaxyColourNet(nn.Module):
     def forward(self, thumbnails: torch.Tensor) -> torch.Tensor:
         """(B, 1, 64, 64) -> (B, S, 2) in ab units, averaged over the thumbnail's 8 flips and quarter
         turns: a galaxy's colour has no orientation, and the average raised SDSS r(b*) on held-out
-        galaxies from 0.743 to 0.765 (model card), at the cost of 8 passes over a thumbnail."""
+        galaxies from 0.743 to 0.765 (docs/model-history.md), at the cost of 8 passes over a thumbnail."""
         views = [torch.rot90(thumbnails, turns, (2, 3)) for turns in range(4)]
         views += [view.flip(3) for view in views]
         batch = thumbnails.shape[0]
