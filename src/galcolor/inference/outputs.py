@@ -12,8 +12,9 @@ from ..io.atomic import FOLDER_PNG_LEVEL, atomic_write_bytes, write_png
 from ..io.fits_output import write_fits_rgb
 
 
-def beside(path: Path, suffix: str) -> Path:
-    stem = path.with_suffix("")
+def beside(path: Path | str, suffix: str) -> Path:
+    """`path` with its suffix replaced by `suffix` (which may hold dots: '.starforming.png')."""
+    stem = Path(path).with_suffix("")
     return stem.with_name(stem.name + suffix)
 
 

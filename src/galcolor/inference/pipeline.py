@@ -24,7 +24,7 @@ from .diversity import extra_outputs
 from .interrupts import first_interrupt_only
 from .science_outputs import MAP_SUFFIX, science_of, write_maps
 from ..io.fits_output import write_fits_rgb
-from .outputs import beside as _beside, write_outputs, written
+from .outputs import beside, write_outputs, written
 from .bands import lab_bands
 from .predict import TILE, Verdict
 from ..io.decode import DEFAULT_MAX_PIXELS, DecodedImage, read_image
@@ -114,7 +114,7 @@ def plan_jobs(inputs: Sequence[str | Path], out_dir: Path, overwrite: bool, skip
             outcomes.append(FileOutcome(str(source), str(target), "failed", f"{source}: output {target} would replace another input, {sources[key]}; choose another -o"))
             continue
         claimed[key] = source
-        if skip_existing and all(p.exists() for p in [target, *(_beside(target, s) for s in (extras.suffixes() if extras else []))]):
+        if skip_existing and all(p.exists() for p in [target, *(beside(target, s) for s in (extras.suffixes() if extras else []))]):
             outcomes.append(FileOutcome(str(source), str(target), "skipped", "output exists (--skip-existing)"))
             continue
         jobs.append(Job(source, target))
@@ -271,7 +271,7 @@ def _write_streamed(path: Path, decoded: DecodedImage, model: LoadedModel, extra
                     keep[top + start : top + start + len(rgb8)] = rgb8
         png.close()
         if keep is not None:  # before the PNG is in place, as write_outputs does
-            notes = write_fits_rgb(_beside(path, ".fits"), keep, decoded.fits_header)
+            notes = write_fits_rgb(beside(path, ".fits"), keep, decoded.fits_header)
     if extras and (extras.samples or extras.uncertainty):  # the colour is written; only the extras are refused
         raise GalcolorError(f"{decoded.source}: coloured, but --samples and --uncertainty work on images up to {TILE} px a side")
     return (verdicts[0] if verdicts else None), _unread(extras, f"science is read on images up to {TILE} px a side"), notes

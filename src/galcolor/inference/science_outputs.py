@@ -14,6 +14,7 @@ import numpy as np
 from ..io.atomic import write_png
 from ..io.fits_output import write_fits_labels
 from ..models.checkpoint import LoadedModel
+from .outputs import beside
 from .predict import Verdict
 from .science import ScienceCalibration, ScienceReading, read_science
 
@@ -51,10 +52,10 @@ def science_sentence(reading: ScienceReading) -> str:
 def write_maps(png_path: Path, labels: np.ndarray, fits_header=None) -> tuple[str, ...]:
     """The star-forming regions beside the coloured PNG: white on black, and as FITS labels where the
     input was FITS (its header given), with its world coordinates; returns the notes about that header."""
-    write_png(_beside(png_path, MAP_SUFFIX), np.where(labels > 0, 255, 0).astype(np.uint8))
+    write_png(beside(png_path, MAP_SUFFIX), np.where(labels > 0, 255, 0).astype(np.uint8))
     if fits_header is None:
         return ()
-    return write_fits_labels(_beside(png_path, FITS_MAP_SUFFIX), labels, fits_header, "star-forming region")
+    return write_fits_labels(beside(png_path, FITS_MAP_SUFFIX), labels, fits_header, "star-forming region")
 
 
 def science_table(outcomes: Sequence) -> str:
@@ -78,8 +79,3 @@ def _cell(value) -> str:
     if value is None:
         return ""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _beside(path: Path, suffix: str) -> Path:
-    stem = Path(path).with_suffix("")
-    return stem.with_name(stem.name + suffix)
