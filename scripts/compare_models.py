@@ -28,7 +28,7 @@ from galcolor.color.lab import rgb_to_lab
 from galcolor.evaluation.evaluate import Method, methods_for, score_images
 from galcolor.inference.predict import predict_ab
 from galcolor.models.galaxy_colour import flux_weighted_mean
-from galcolor.training.data import load_split
+from galcolor.training.data import SPIRAL_KINDS, images_to_score, load_split
 
 COLUMNS = ("de00_fg", "colour_r", "dcf")
 LAYOUT_COLUMNS = ("gradient_err", "sf_recall", "sf_precision", "sf_precision_at_recall", "excess_rank")
@@ -72,7 +72,7 @@ def main() -> int:
     parser.add_argument("--layout", action="store_true",
                         help="also print the colour's layout inside each galaxy: bulge-minus-disk gradient_err, star-forming "
                              "regions (best-F1 recall and precision, precision at recall 0.3) and excess_rank (docs/science.md)")
-    parser.add_argument("--only", choices=("spirals", "non_spirals"), help="score only the sets' spirals (or non-spirals)")
+    parser.add_argument("--only", choices=tuple(SPIRAL_KINDS), help="score only the sets' spirals (or non-spirals)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
     models = [(name, load_model(path)) for name, path in args.models]
@@ -84,9 +84,7 @@ def main() -> int:
             chosen += [(f"{name} full", model.with_style(0.0, 1.0)) for name, model in models]
         chosen += [(f"{candidate} at {value:g}", models[0][1].with_style(saturation=value)) for value in args.saturations]
         dataset = load_split(path, split, progress=False)
-        keep = [i for i, label in enumerate(dataset.labels) if args.only is None or label == (1 if args.only == "spirals" else 0)]
-        images = [dataset.images[i].permute(1, 2, 0).numpy() for i in keep]
-        labels, relatives = [dataset.labels[i] for i in keep], [str(dataset.relatives[i]) for i in keep]
+        images, labels, relatives = images_to_score(dataset, args.only)
         methods = methods_for(chosen)
         if args.true_colour_hint:
             methods += [true_colour_method(name, model, images) for name, model in models]

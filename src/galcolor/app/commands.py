@@ -171,7 +171,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from ..evaluation.evaluate import SCIENCE_NAMES, format_table, methods_for, science_rows, score_images, write_report
-    from ..training.data import load_split
+    from ..training.data import images_to_score, load_split
     from .api import load_model
 
     if args.out.exists() and not args.out.is_dir():  # before the scoring, which takes minutes
@@ -186,12 +186,10 @@ def _evaluate(args) -> int:
                          report_dir=args.out)
     for line in dataset.skipped:
         print(f"galcolor: skipped {line}", file=sys.stderr)
-    keep = [i for i, label in enumerate(dataset.labels) if args.only is None or label == (1 if args.only == "spirals" else 0)]
-    if not keep:
+    images, labels, relatives = images_to_score(dataset, args.only)
+    if not images:
         raise GalcolorError(f"{args.data_dir}: no {args.only} in its {args.split} split (folders named spirals/ and non_spirals/ say which)")
-    images = [dataset.images[i].permute(1, 2, 0).numpy() for i in keep]
-    labels, relatives = [dataset.labels[i] for i in keep], [dataset.relatives[i] for i in keep]
-    scored = score_images(images, labels, [str(r) for r in relatives], methods_for(models),
+    scored = score_images(images, labels, relatives, methods_for(models),
                           examples=args.examples, progress=not (args.quiet or args.json))
     # Figures depend on the style as much as on the weights, and a model's default saturation is not visible on its name.
     context = {"data": str(args.data_dir), "split": args.split, "only": args.only, "images": len(images),

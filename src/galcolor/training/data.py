@@ -14,6 +14,17 @@ from ..io.paths import find_inputs
 from .split import SPLITS, GalaxySet, _hash_fraction, label_of, split_of
 
 
+SPIRAL_KINDS = {"spirals": 1, "non_spirals": 0}  # --only's choices, as split.label_of labels them
+
+
+def images_to_score(dataset: GalaxySet, only: str | None = None) -> tuple[list[np.ndarray], list[int | None], list[str]]:
+    """A split's (H, W, 3) uint8 images, labels and relative paths, as evaluation.score_images takes them;
+    `only` ('spirals' or 'non_spirals') keeps those alone."""
+    keep = [i for i, label in enumerate(dataset.labels) if only is None or label == SPIRAL_KINDS[only]]
+    return ([dataset.images[i].permute(1, 2, 0).numpy() for i in keep], [dataset.labels[i] for i in keep],
+            [str(dataset.relatives[i]) for i in keep])
+
+
 def read_colour(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 sRGB of a colour image: a truth to learn from or score against. InputError
     for a file that cannot be read, and for a grey one (it holds no colour)."""
