@@ -22,7 +22,7 @@ from compare_models import parse_model, parse_set
 from galcolor.app.api import load_model
 from galcolor.evaluation.framing import FRAMINGS, format_framings, reframe, score_framing
 from galcolor.inference.judging import predict_ab_judged
-from galcolor.training.data import load_split, read_colour
+from galcolor.training.data import images_to_score, load_split, read_colour
 
 
 def frame_file(folder: Path, relative) -> Path:
@@ -55,7 +55,7 @@ def main() -> int:
     for path, survey, split in args.sets:
         dataset = load_split(path, split, progress=False)
         count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
-        images = [image.permute(1, 2, 0).numpy() for image in dataset.images[:count]]
+        images, labels, names = (part[:count] for part in images_to_score(dataset))
         relatives = dataset.relatives[:count]
         folder = frame_folders.get(path.resolve())
         frames424 = [read_colour(frame_file(folder, relative)) for relative in relatives] if folder else None
@@ -64,7 +64,7 @@ def main() -> int:
             if framing == "frame424" and frames424 is None:
                 continue
             started = time.perf_counter()
-            scores.append(score_framing(reframe(images, framing, frames424), dataset.labels[:count], [str(r) for r in relatives],
+            scores.append(score_framing(reframe(images, framing, frames424), labels, names,
                                         models, survey, framing, predictors))
             print(f"  {path.name} {framing}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
         key = f"{path.name}={survey or '-'}:{split}"
