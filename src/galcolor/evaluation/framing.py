@@ -139,7 +139,8 @@ def score_framing(framed: Sequence[Framed], labels: Sequence[int | None], names:
             galaxy_names.append(names[member])
     methods = [m for m in methods_for(models) if m.name in ("gray", "lut")]  # pixel-wise: the same on a region as on its frame
     methods += [Method(name, _replay(predicted[name])) for name, _ in models]
-    summaries = score_images(truths, galaxy_labels, galaxy_names, methods, progress=False).summaries
+    # The science measures (regions, profiles) are most of score_images' time and no part of a framing's table.
+    summaries = score_images(truths, galaxy_labels, galaxy_names, methods, progress=False, science=False).summaries
     return FramingScore(
         framing, len(truths), summaries,
         recognised={name: sum(v.survey == survey for v in verdicts[name]) for name, _ in models},
